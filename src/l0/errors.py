@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from l0.types import ErrorCategory, ErrorCode, ErrorRecord
 
+if TYPE_CHECKING:
+    from l0.guardrails.base import GuardrailViolation
+
 __all__ = [
     "Classification",
+    "GuardrailError",
+    "InitialTokenTimeout",
+    "InterTokenTimeout",
+    "InvalidStreamError",
     "L0Error",
+    "ModelRefusalError",
+    "ProviderStreamError",
+    "StreamError",
+    "ZeroOutputError",
     "categorize_error",
     "classify_error",
 ]
@@ -51,6 +63,80 @@ class L0Error(Exception):
 
     def __repr__(self) -> str:
         return f"L0Error(code={self.code.value}, category={self.category.value}, {self.message!r})"
+
+
+# --- failures l0 detects in a stream ---------------------------------------------------------
+# These travel inside ERROR events and ``ErrorRecord``s; a session that gives up raises
+# ``L0Error`` with one of them as ``__cause__``. Each class knows its own category and code.
+
+
+class StreamError(Exception):
+    """Base of the failures l0 detects in a stream rather than receives from a client."""
+
+    category: ErrorCategory = ErrorCategory.MODEL
+    code: ErrorCode = ErrorCode.MODEL_ERROR
+
+
+class InvalidStreamError(StreamError):
+    """The provider sent a chunk l0 cannot understand (garbage, wrong shape, bad JSON)."""
+
+    category = ErrorCategory.MODEL
+    code = ErrorCode.INVALID_STREAM
+
+
+class ModelRefusalError(StreamError):
+    """The model refused (a refusal delta, or ``finish_reason="content_filter"``)."""
+
+    category = ErrorCategory.MODEL
+    code = ErrorCode.CONTENT_FILTERED
+
+
+class ProviderStreamError(StreamError):
+    """The provider reported an error inside the stream (e.g. a Responses API ``error`` or
+    ``response.failed`` event). ``provider_code`` is the provider's own code, e.g.
+    ``"rate_limit_exceeded"``; the categorizer maps it."""
+
+    def __init__(
+        self, message: str, *, provider_code: str | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.provider_code = provider_code
+        self.status_code = status_code
+
+
+class InitialTokenTimeout(StreamError):
+    """No first chunk within ``Timeout.initial_token`` seconds."""
+
+    category = ErrorCategory.NETWORK
+    code = ErrorCode.INITIAL_TOKEN_TIMEOUT
+
+
+class InterTokenTimeout(StreamError):
+    """The stream was silent for longer than ``Timeout.inter_token`` seconds."""
+
+    category = ErrorCategory.NETWORK
+    code = ErrorCode.INTER_TOKEN_TIMEOUT
+
+
+class ZeroOutputError(StreamError):
+    """The stream completed with no content and no tool call."""
+
+    category = ErrorCategory.TRANSIENT
+    code = ErrorCode.ZERO_OUTPUT
+
+
+class GuardrailError(StreamError):
+    """A guardrail (or drift detection) failed the attempt. ``violations`` lists what."""
+
+    category = ErrorCategory.CONTENT
+    code = ErrorCode.GUARDRAIL_VIOLATION
+
+    def __init__(self, message: str, violations: Sequence[GuardrailViolation]) -> None:
+        super().__init__(message)
+        self.violations = list(violations)
+        if any(v.rule == "drift" for v in self.violations):
+            self.code = ErrorCode.DRIFT_DETECTED
+        self.fatal = any(v.severity == "fatal" or not v.recoverable for v in self.violations)
 
 
 @dataclass(frozen=True, slots=True)

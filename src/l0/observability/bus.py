@@ -1,0 +1,97 @@
+"""The event bus: one per session, fanning each :class:`ObservabilityEvent` out to the sinks.
+
+A sink is any callable taking one event. Sinks are isolated: one that raises is logged once
+and the stream goes on. When no sink listens, ``emit`` builds no event at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from l0.observability.events import ObservabilityEvent, ObservabilityEventType
+from l0.runtime.clock import Clock
+
+__all__ = ["Bus", "Sink", "add_sink", "remove_sink"]
+
+Sink = Callable[[ObservabilityEvent], None]
+
+_log = logging.getLogger("l0")
+_global_sinks: tuple[Sink, ...] = ()
+_global_lock = threading.Lock()
+_failed_sinks: set[int] = set()
+
+
+def add_sink(sink: Sink) -> None:
+    """Send every session's events to ``sink`` (process-wide; e.g. an audit log)."""
+    global _global_sinks
+    with _global_lock:
+        if sink not in _global_sinks:
+            _global_sinks = (*_global_sinks, sink)
+
+
+def remove_sink(sink: Sink) -> None:
+    """Stop sending events to a sink added with :func:`add_sink`."""
+    global _global_sinks
+    with _global_lock:
+        _global_sinks = tuple(s for s in _global_sinks if s is not sink)
+
+
+def _logging_sink(event: ObservabilityEvent) -> None:
+    _log.debug(
+        "%s stream=%s %s",
+        event.type.value,
+        event.stream_id,
+        dict(event.data),
+        extra={"l0_event": event.type.value, "l0_stream_id": event.stream_id},
+    )
+
+
+class Bus:
+    """Delivers a session's events to its sinks."""
+
+    __slots__ = ("clock", "meta", "sinks", "stream_id")
+
+    def __init__(
+        self,
+        stream_id: str,
+        meta: Mapping[str, Any],
+        clock: Clock,
+        on_event: Sink | None = None,
+        extra_sinks: tuple[Sink, ...] = (),
+    ) -> None:
+        self.stream_id = stream_id
+        self.meta = meta
+        self.clock = clock
+        sinks: list[Sink] = [*_global_sinks, *extra_sinks]
+        if on_event is not None:
+            sinks.append(on_event)
+        if _log.isEnabledFor(logging.DEBUG):
+            sinks.append(_logging_sink)
+        self.sinks: tuple[Sink, ...] = tuple(sinks)
+
+    def __bool__(self) -> bool:
+        return bool(self.sinks)
+
+    def emit(self, type: ObservabilityEventType, data: Mapping[str, Any] | None = None) -> None:
+        """Build the event and hand it to every sink (nothing is built when none listens)."""
+        if not self.sinks:
+            return
+        event = ObservabilityEvent(
+            type=type,
+            ts=self.clock.wall(),
+            stream_id=self.stream_id,
+            meta=self.meta,
+            data=data if data is not None else {},
+        )
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception:
+                # Isolated: a broken handler must not break the stream; say so once per sink.
+                key = id(sink)
+                if key not in _failed_sinks:
+                    _failed_sinks.add(key)
+                    _log.exception("l0: event sink %r raised; its errors are now ignored", sink)

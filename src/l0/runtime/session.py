@@ -1,0 +1,1051 @@
+"""A session: one call of ``l0.run``/``l0.wrap``, from the first attempt to the final event.
+
+The session walks its targets (primary, then fallbacks); on each it makes attempts until one
+succeeds or the retry budget sends it on. Everything the consumer sees flows through one async
+generator, so there is no producer task and no queue per chunk. The phases (spans) of the
+session live across its ``yield``s and are ended on every exit path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from uuid6 import uuid7
+
+from l0._classify import classify
+from l0.adapters._close import close_stream
+from l0.adapters.base import Adapter, Adapters
+from l0.config import ConfigError, Retry, Timeout
+from l0.errors import (
+    Classification,
+    GuardrailError,
+    InitialTokenTimeout,
+    InterTokenTimeout,
+    L0Error,
+    ZeroOutputError,
+)
+from l0.guardrails.base import GuardrailViolation
+from l0.guardrails.engine import GuardrailEngine, GuardrailRun
+from l0.observability.bus import Bus, Sink
+from l0.observability.events import ObservabilityEventType as T
+from l0.observability.phase import Outcome, Phase, PhaseKind, current_context
+from l0.runtime.checkpoint import OverlapTrimmer
+from l0.runtime.clock import SYSTEM_CLOCK, Clock
+from l0.runtime.fallback import Target
+from l0.runtime.retry import Action, RetryBudget
+from l0.runtime.timeouts import Watchdog
+from l0.types import (
+    AttemptContext,
+    AttemptReason,
+    ErrorCategory,
+    ErrorCode,
+    ErrorRecord,
+    Event,
+    EventType,
+    State,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["Result", "Session"]
+
+_TOKEN = EventType.TOKEN
+_TOOL_CALL = EventType.TOOL_CALL
+_TOOL_CALL_DELTA = EventType.TOOL_CALL_DELTA
+_COMPLETE = EventType.COMPLETE
+_ERROR = EventType.ERROR
+_NETWORK_KINDS = (ErrorCategory.NETWORK, ErrorCategory.TRANSIENT)
+_PRIMITIVES = (str, bool, int, float)
+# Keeps close tasks started from __del__ alive until they finish.
+_closing: set[asyncio.Task[None]] = set()
+
+
+class _AttemptFailed(Exception):
+    """Internal: one attempt failed; carries the classified cause."""
+
+    def __init__(self, error: BaseException, classification: Classification) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.classification = classification
+
+
+class _Aborted(Exception):
+    """Internal: the consumer called ``abort()`` while the session was waiting."""
+
+
+class Session:
+    """The state machine behind a :class:`Result`. Not constructed directly: use ``l0.run``."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        *,
+        guardrails: GuardrailEngine,
+        retry: Retry,
+        timeout: Timeout,
+        on_event: Sink | None,
+        meta: Mapping[str, Any],
+        continue_from_checkpoint: bool,
+        adapter: Adapter | None,
+        clock: Clock,
+        sinks: tuple[Sink, ...] = (),
+    ) -> None:
+        self.targets = list(targets)
+        self.guardrails = guardrails
+        self.retry = retry
+        self.timeout = timeout
+        self.continuation = continue_from_checkpoint
+        self.adapter = adapter
+        self.clock = clock
+        self.stream_id = str(uuid7())
+        self.meta = MappingProxyType(dict(meta))
+        self.state = State()
+        self.bus = Bus(self.stream_id, self.meta, clock, on_event, sinks)
+        self.budget = RetryBudget(retry)
+        self.watchdog = Watchdog(clock)
+        self.started_at = clock.now()
+        self.abort_requested = False
+        self.iterated = False
+        self.finished = False
+        attributes: dict[str, Any] = {"l0.stream.id": self.stream_id}
+        for key, value in self.meta.items():
+            if isinstance(value, _PRIMITIVES):
+                attributes[f"l0.meta.{key}"] = value
+        self.phase = Phase(
+            PhaseKind.SESSION,
+            self.bus,
+            parent_context=current_context(),
+            attributes=attributes,
+            start_data={"targets": len(self.targets), "continuation": self.continuation},
+        )
+        self._open: list[Phase] = [self.phase]
+        self._generator = self._events()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def end_abandoned(self) -> None:
+        """Called when the result is garbage-collected: end whatever is still open."""
+        if self.finished:
+            return
+        outcome = Outcome.CANCELLED if self.iterated else Outcome.ABANDONED
+        self._finish_phases(outcome)
+
+    def _finish_phases(
+        self,
+        outcome: Outcome,
+        *,
+        error_type: str | None = None,
+        description: str | None = None,
+        **session_end: Any,
+    ) -> None:
+        self.finished = True
+        self.watchdog.stop()
+        state = self.state
+        state.duration = self.clock.now() - self.started_at
+        for phase in reversed(self._open[1:]):
+            phase.end(outcome)
+        self._open = [self.phase]
+        self.phase.end(
+            outcome,
+            error_type=error_type,
+            description=description,
+            attributes={
+                "l0.attempts": state.attempt,
+                "l0.fallback.index": state.fallback_index,
+            },
+            end_data={
+                "duration": state.duration,
+                "attempts": state.attempt,
+                "fallback_index": state.fallback_index,
+                "time_to_first_token": state.time_to_first_token,
+                "token_count": state.token_count,
+                **session_end,
+            },
+        )
+
+    def abort(self) -> None:
+        if self.finished or self.abort_requested:
+            return
+        self.abort_requested = True
+        self.state.aborted = True
+        self.bus.emit(T.ABORT, {"attempt": self.state.attempt})
+        self.watchdog.trip("abort")
+
+    # --- the event stream -------------------------------------------------------------------
+
+    async def _events(self) -> AsyncGenerator[Event, None]:
+        state = self.state
+        clock = self.clock
+        last_failure: _AttemptFailed | None = None
+        gave_up_reason = ""
+        outcome = Outcome.CANCELLED
+        try:
+            for target in self.targets:
+                if self.abort_requested:
+                    break
+                if target.index > 0:
+                    self.budget.next_target()
+                    self.bus.emit(
+                        T.FALLBACK_START,
+                        {"from_index": target.index - 1, "to_index": target.index},
+                    )
+                state.fallback_index = target.index
+                target_phase = self._open_target(target)
+                target_attempt = 0
+                reason = AttemptReason.INITIAL if target.index == 0 else AttemptReason.FALLBACK
+                while True:
+                    target_attempt += 1
+                    state.attempt += 1
+                    context = AttemptContext(
+                        attempt=state.attempt,
+                        target_attempt=target_attempt,
+                        fallback_index=target.index,
+                        reason=reason,
+                        checkpoint=state.checkpoint if self.continuation else "",
+                        continuation=self.continuation and bool(state.checkpoint),
+                        last_error=state.errors[-1] if state.errors else None,
+                    )
+                    attempt = _Attempt(self, target, target_phase, context)
+                    attempt_events = attempt.run()
+                    try:
+                        try:
+                            async for event in attempt_events:
+                                yield event
+                        finally:
+                            # Closing here (not at GC) releases the provider stream at once
+                            # when the consumer stops at one of our yields.
+                            await attempt_events.aclose()
+                    except _AttemptFailed as failure:
+                        last_failure = failure
+                        attempt.fail(failure)
+                        decision = self.budget.decide(
+                            failure.classification,
+                            failure.error,
+                            has_next_target=target.index + 1 < len(self.targets),
+                        )
+                        state.model_retry_count = self.budget.model_retries
+                        state.network_retry_count = self.budget.network_retries
+                        if decision.action is Action.RETRY:
+                            reset = self._prepare_next_attempt(attempt, failure)
+                            if reset is not None:
+                                yield reset
+                            self._emit_retry(failure, decision.delay, state.attempt + 1)
+                            await self._backoff(decision.delay)
+                            reason = AttemptReason.RETRY
+                            continue
+                        target_phase.end(
+                            Outcome.ERROR,
+                            error_type=failure.classification.error_type,
+                            attributes=attempt.target_attributes(),
+                        )
+                        self._open.remove(target_phase)
+                        if decision.action is Action.FALLBACK:
+                            reset = self._prepare_next_attempt(attempt, failure)
+                            if reset is not None:
+                                yield reset
+                            self.bus.emit(
+                                T.FALLBACK_END,
+                                {"from_index": target.index, "reason": decision.reason},
+                            )
+                            break
+                        gave_up_reason = decision.reason
+                        break
+                    else:
+                        # Success: the synthesized COMPLETE is the session's last event.
+                        target_phase.end(Outcome.COMPLETED, attributes=attempt.target_attributes())
+                        self._open.remove(target_phase)
+                        if state.errors:
+                            self._emit_recovery(last_failure)
+                        state.completed = True
+                        state.checkpoint = state.content
+                        complete = Event(
+                            _COMPLETE,
+                            usage=state.usage,
+                            data={
+                                "finish_reason": state.finish_reason,
+                                "response_id": state.response_id,
+                                "model": state.response_model,
+                                "fallback_index": state.fallback_index,
+                                "attempts": state.attempt,
+                            },
+                            ts=clock.now(),
+                        )
+                        outcome = Outcome.COMPLETED
+                        self._finish_phases(outcome)
+                        self.bus.emit(
+                            T.COMPLETE,
+                            {"token_count": state.token_count, "attempts": state.attempt},
+                        )
+                        yield complete
+                        return
+                    if gave_up_reason:
+                        break
+                if gave_up_reason or self.abort_requested:
+                    break
+            if self.abort_requested:
+                return
+            # Every target failed (or the budget gave up): terminal, never silent.
+            error = self._terminal_error(last_failure, gave_up_reason)
+            state.error = error
+            outcome = Outcome.ERROR
+            self.bus.emit(
+                T.RETRY_GIVE_UP if state.attempt > 1 else T.ERROR,
+                {"code": error.code.value, "category": error.category.value},
+            )
+            if state.attempt > 1:
+                self.bus.emit(T.ERROR, {"code": error.code.value, "category": error.category.value})
+            self._finish_phases(
+                outcome,
+                error_type=error.code.value,
+                description=error.message[:200],
+                error_code=error.code.value,
+                error_category=error.category.value,
+            )
+            yield Event(_ERROR, error=error, ts=clock.now())
+            raise error
+        except _Aborted:
+            return
+        except (GeneratorExit, asyncio.CancelledError):
+            raise
+        except L0Error:
+            raise
+        except BaseException as unexpected:
+            outcome = Outcome.ERROR
+            self._finish_phases(
+                outcome, error_type=type(unexpected).__qualname__, description=str(unexpected)
+            )
+            raise
+        finally:
+            if not self.finished:
+                self._finish_phases(outcome)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _open_target(self, target: Target) -> Phase:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.stream": True,
+            "l0.fallback.index": target.index,
+            "gen_ai.request.model": target.model,
+            "gen_ai.provider.name": target.provider,
+            "server.address": target.server_address,
+            "server.port": target.server_port,
+        }
+        phase = Phase(
+            PhaseKind.TARGET,
+            self.bus,
+            parent=self.phase,
+            name=f"chat {target.model}" if target.model else "chat",
+            attributes={k: v for k, v in attributes.items() if v is not None},
+            start_data={"fallback_index": target.index, "model": target.model},
+        )
+        self._open.append(phase)
+        return phase
+
+    def _prepare_next_attempt(self, attempt: _Attempt, failure: _AttemptFailed) -> Event | None:
+        """Settle the checkpoint and tell the consumer to discard text when it must."""
+        state = self.state
+        state.checkpoint = attempt.checkpoint_text()
+        if state.checkpoint:
+            self.bus.emit(T.CHECKPOINT_SAVED, {"length": len(state.checkpoint)})
+        if not attempt.delivered:
+            state.reset_content(state.checkpoint if self.continuation else "")
+            return None
+        if self.continuation:
+            # The next attempt continues after the checkpoint: the consumer keeps its text.
+            state.reset_content(state.checkpoint)
+            self.bus.emit(
+                T.CONTINUATION_START,
+                {"checkpoint_length": len(state.checkpoint), "attempt": state.attempt + 1},
+            )
+            return None
+        discarded = state.content_length
+        state.reset_content()
+        state.tool_calls = []
+        self.bus.emit(T.RESET, {"discarded_chars": discarded, "attempt": state.attempt})
+        return Event(
+            EventType.RESET,
+            data={"reason": failure.classification.code.value, "discarded_chars": discarded},
+            ts=self.clock.now(),
+        )
+
+    def _emit_retry(self, failure: _AttemptFailed, delay: float, next_attempt: int) -> None:
+        classification = failure.classification
+        data = {
+            "attempt": next_attempt,
+            "delay": delay,
+            "category": classification.category.value,
+            "code": classification.code.value,
+        }
+        if self.budget.session_retries == 1:
+            self.bus.emit(T.RETRY_START, data)
+        self.bus.emit(T.RETRY_ATTEMPT, data)
+
+    def _emit_recovery(self, last_failure: _AttemptFailed | None) -> None:
+        data = {"attempts": self.state.attempt, "fallback_index": self.state.fallback_index}
+        self.bus.emit(T.RETRY_END, data)
+        if last_failure is not None and last_failure.classification.category in _NETWORK_KINDS:
+            self.bus.emit(T.NETWORK_RECOVERY, data)
+
+    async def _backoff(self, delay: float) -> None:
+        if delay <= 0:
+            return
+        watchdog = self.watchdog
+        watchdog.reset()
+        watchdog.begin_read(None, "backoff")
+        try:
+            await self.clock.sleep(delay)
+        except asyncio.CancelledError:
+            if watchdog.fired == "abort" and watchdog.owns_cancellation():
+                raise _Aborted() from None
+            raise
+        finally:
+            watchdog.end_read()
+
+    def _terminal_error(self, failure: _AttemptFailed | None, reason: str) -> L0Error:
+        state = self.state
+        if failure is None:
+            return L0Error(
+                "no target could be tried",
+                code=ErrorCode.INTERNAL_ERROR,
+                category=ErrorCategory.INTERNAL,
+            )
+        classification = failure.classification
+        several = len(state.errors) > 1
+        code = ErrorCode.ALL_ATTEMPTS_EXHAUSTED if several else classification.code
+        tried = f"{len(state.errors)} attempt(s) on {state.fallback_index + 1} target(s)"
+        message = f"{classification.code.value}: {failure.error}"
+        if several:
+            message = f"all attempts failed ({tried}); last: {message}"
+        error = L0Error(
+            message,
+            code=code,
+            category=classification.category,
+            errors=state.errors,
+            checkpoint=state.checkpoint,
+            status_code=classification.status_code,
+        )
+        error.__cause__ = failure.error
+        return error
+
+
+class _Attempt:
+    """One try on one target: open the stream, read it under the watchdog, check it."""
+
+    __slots__ = (
+        "context",
+        "delivered",
+        "first_at",
+        "guard_phase",
+        "guards",
+        "max_gap",
+        "passed_length",
+        "phase",
+        "received",
+        "session",
+        "started_at",
+        "target",
+        "target_phase",
+    )
+
+    def __init__(
+        self, session: Session, target: Target, target_phase: Phase, context: AttemptContext
+    ) -> None:
+        self.session = session
+        self.target = target
+        self.target_phase = target_phase
+        self.context = context
+        self.delivered = 0
+        self.received = 0
+        self.first_at: float | None = None
+        self.max_gap = 0.0
+        self.passed_length = session.state.content_length
+        self.started_at = session.clock.now()
+        self.guards: GuardrailRun | None = None
+        self.guard_phase: Phase | None = None
+        self.phase = Phase(
+            PhaseKind.ATTEMPT,
+            session.bus,
+            parent=target_phase,
+            attributes={
+                "l0.attempt.number": context.attempt,
+                "l0.attempt.reason": context.reason.value,
+                "l0.fallback.index": context.fallback_index,
+            },
+            start_data={
+                "attempt": context.attempt,
+                "fallback_index": context.fallback_index,
+                "reason": context.reason.value,
+            },
+        )
+        session._open.append(self.phase)
+
+    def checkpoint_text(self) -> str:
+        return self.session.state.content[: self.passed_length]
+
+    def target_attributes(self) -> dict[str, Any]:
+        state = self.session.state
+        usage = state.usage
+        return {
+            "gen_ai.response.id": state.response_id,
+            "gen_ai.response.model": state.response_model,
+            "gen_ai.response.finish_reasons": (state.finish_reason,)
+            if state.finish_reason
+            else None,
+            "gen_ai.usage.input_tokens": usage.input_tokens if usage else None,
+            "gen_ai.usage.output_tokens": usage.output_tokens if usage else None,
+        }
+
+    def _end_phase(self, outcome: Outcome, error: _AttemptFailed | None = None) -> None:
+        session = self.session
+        now = session.clock.now()
+        first = self.first_at
+        ttfc = first - self.started_at if first is not None else None
+        classification = error.classification if error else None
+        if self.guard_phase is not None:
+            self.guard_phase.end(Outcome.COMPLETED if outcome is Outcome.COMPLETED else outcome)
+            session._open.remove(self.guard_phase)
+            self.guard_phase = None
+        self.phase.end(
+            outcome,
+            error_type=classification.error_type if classification else None,
+            description=str(error.error)[:200] if error else None,
+            attributes={
+                "gen_ai.response.time_to_first_chunk": ttfc,
+                "l0.stream.chunks": self.received,
+                "l0.stream.chunk_gap.max": self.max_gap if self.received > 1 else None,
+                "l0.error.category": classification.category.value if classification else None,
+                "l0.error.code": classification.code.value if classification else None,
+            },
+            end_data={
+                "attempt": self.context.attempt,
+                "fallback_index": self.context.fallback_index,
+                "reason": self.context.reason.value,
+                "duration": now - self.started_at,
+                "time_to_first_chunk": ttfc,
+                "chunks": self.received,
+                "max_chunk_gap": self.max_gap,
+                "category": classification.category.value if classification else None,
+                "code": classification.code.value if classification else None,
+            },
+        )
+        if self.phase in session._open:
+            session._open.remove(self.phase)
+
+    def fail(self, failure: _AttemptFailed) -> None:
+        session = self.session
+        state = session.state
+        classification = failure.classification
+        state.errors.append(
+            ErrorRecord(
+                category=classification.category,
+                code=classification.code,
+                message=str(failure.error)[:500] or type(failure.error).__name__,
+                attempt=self.context.attempt,
+                fallback_index=self.context.fallback_index,
+                status_code=classification.status_code,
+                error_type=classification.error_type,
+            )
+        )
+        data = {
+            "attempt": self.context.attempt,
+            "category": classification.category.value,
+            "code": classification.code.value,
+            "error_type": classification.error_type,
+        }
+        if classification.code in (ErrorCode.INITIAL_TOKEN_TIMEOUT, ErrorCode.INTER_TOKEN_TIMEOUT):
+            session.bus.emit(T.TIMEOUT_TRIGGERED, data)
+        if classification.category in _NETWORK_KINDS:
+            session.bus.emit(T.NETWORK_ERROR, data)
+        self._end_phase(Outcome.ERROR, failure)
+
+    def _failure(self, error: BaseException) -> _AttemptFailed:
+        return _AttemptFailed(error, classify(error))
+
+    def _violations(self, found: list[GuardrailViolation]) -> None:
+        """Record violations; raise when one of them fails the attempt."""
+        session = self.session
+        state = session.state
+        blocking: list[GuardrailViolation] = []
+        phase = self.guard_phase or self.phase
+        for violation in found:
+            state.violations.append(violation)
+            session.bus.emit(
+                T.GUARDRAIL_RULE_RESULT,
+                {
+                    "rule": violation.rule,
+                    "severity": violation.severity,
+                    "message": violation.message,
+                    "position": violation.position,
+                    "recoverable": violation.recoverable,
+                },
+            )
+            phase.add_event(
+                "gen_ai.guardrail.result",
+                {
+                    "l0.guardrail.rule": violation.rule,
+                    "l0.guardrail.severity": violation.severity,
+                    "l0.guardrail.result": "fail" if violation.severity != "warning" else "warn",
+                    "l0.guardrail.reason": violation.message[:200],
+                },
+            )
+            if violation.severity != "warning":
+                blocking.append(violation)
+        if blocking:
+            rules = ", ".join(sorted({v.rule for v in blocking}))
+            error = GuardrailError(f"guardrail violation ({rules}): {blocking[0].message}", blocking)
+            if error.code is ErrorCode.DRIFT_DETECTED:
+                session.bus.emit(
+                    T.DRIFT_DETECTED,
+                    {"message": blocking[0].message, "attempt": self.context.attempt},
+                )
+            raise self._failure(error)
+
+    def _timeout(self, why: str, now: float) -> _AttemptFailed:
+        timeout = self.session.timeout
+        if why == "idle" and self.guards is not None:
+            gap = now - (self.first_at or self.started_at)
+            found = self.guards.check_idle(self.session.state, self.guards.max_gap or gap)
+            if not found:
+                found = [GuardrailViolation("stall", f"stream silent for {gap:.3g}s")]
+            try:
+                self._violations(found)
+            except _AttemptFailed as failure:
+                return failure
+        if why == "initial":
+            return self._failure(
+                InitialTokenTimeout(f"no first chunk within {timeout.initial_token:g}s")
+            )
+        return self._failure(
+            InterTokenTimeout(f"stream silent for more than {timeout.inter_token:g}s")
+        )
+
+    async def run(self) -> AsyncGenerator[Event, None]:
+        session = self.session
+        state = session.state
+        clock = session.clock
+        watchdog = session.watchdog
+        timeout = session.timeout
+        initial = timeout.initial_token
+        inter = timeout.inter_token
+        engine = session.guardrails
+        guards = engine.start() if engine else None
+        self.guards = guards
+        streaming_guards = guards is not None and guards.streaming
+        idle = guards.max_gap if guards is not None else None
+        if streaming_guards:
+            self.guard_phase = Phase(
+                PhaseKind.GUARDRAILS,
+                session.bus,
+                parent=self.phase,
+                start_data={"phase": "streaming", "attempt": self.context.attempt},
+            )
+            session._open.append(self.guard_phase)
+        trimmer = OverlapTrimmer(self.context.checkpoint) if self.context.continuation else None
+        state.token_count = 0
+        state.tool_calls = []
+        state.usage = None
+        state.finish_reason = state.response_id = state.response_model = None
+        tool_calls = state.tool_calls
+
+        raw: Any = None
+        events: AsyncIterator[Event] | None = None
+        watchdog.reset()
+        try:
+            # Open the stream (the HTTP request happens here) under the initial deadline, with
+            # the attempt span current so the provider's own spans nest under it.
+            session.bus.emit(
+                T.STREAM_INIT, {"attempt": self.context.attempt, "fallback_index": self.target.index}
+            )
+            watchdog.begin_read(self.started_at + initial if initial else None, "initial")
+            try:
+                with self.phase.activate():
+                    raw = self.target.open(self.context)
+                    if inspect.isawaitable(raw):
+                        raw = await raw
+            except asyncio.CancelledError:
+                if not watchdog.owns_cancellation():
+                    raise
+                if watchdog.fired == "abort":
+                    raise _Aborted() from None
+                raise self._timeout(watchdog.fired or "initial", clock.now()) from None
+            except Exception as error:
+                raise self._failure(error) from error
+            finally:
+                watchdog.end_read()
+            if watchdog.fired is not None:
+                await watchdog.absorb()
+                if watchdog.fired == "abort":
+                    raise _Aborted()
+                watchdog.fired = None
+            try:
+                adapter = session.adapter or Adapters.detect(raw)
+            except TypeError as error:
+                raise self._failure(error) from error
+            events = adapter.wrap(raw)
+            session.bus.emit(
+                T.STREAM_READY, {"attempt": self.context.attempt, "adapter": adapter.name}
+            )
+
+            last = self.started_at
+            while True:
+                if session.abort_requested:
+                    raise _Aborted()
+                if self.first_at is None:
+                    deadline = self.started_at + initial if initial else None
+                    kind = "initial"
+                else:
+                    deadline = last + inter if inter else None
+                    kind = "inter"
+                if idle is not None and (deadline is None or last + idle < deadline):
+                    deadline = last + idle
+                    kind = "idle"
+                watchdog.begin_read(deadline, kind)
+                try:
+                    event = await events.__anext__()
+                except StopAsyncIteration:
+                    break
+                except asyncio.CancelledError:
+                    if not watchdog.owns_cancellation():
+                        raise
+                    if watchdog.fired == "abort":
+                        raise _Aborted() from None
+                    raise self._timeout(watchdog.fired or kind, clock.now()) from None
+                finally:
+                    watchdog.reading = False
+                if watchdog.fired is not None:
+                    # The chunk arrived as the timer fired: keep it, drop the cancellation.
+                    await watchdog.absorb()
+                    if watchdog.fired == "abort":
+                        raise _Aborted()
+                    watchdog.fired = None
+                now = clock.now()
+                event.ts = now
+                etype = event.type
+                if etype is _TOKEN:
+                    text = event.text
+                    if not text:
+                        continue
+                    self.received += 1
+                    if self.first_at is None:
+                        self.first_at = now
+                        if state.time_to_first_token is None:
+                            state.time_to_first_token = now - session.started_at
+                    elif now - last > self.max_gap:
+                        self.max_gap = now - last
+                    last = now
+                    if trimmer is not None and not trimmer.done:
+                        trimmed = trimmer.feed(text)
+                        if not trimmed:
+                            continue
+                        if trimmed is not text:
+                            event = Event(_TOKEN, text=trimmed, ts=now)
+                            text = trimmed
+                    state.append(text)
+                    state.token_count += 1
+                    if streaming_guards:
+                        assert guards is not None
+                        checked = guards.check_delta(state, text)
+                        if checked:
+                            found = checked if isinstance(checked, list) else await checked
+                            if found:
+                                self._violations(found)
+                    self.passed_length = state.content_length
+                    self.delivered += 1
+                    yield event
+                elif etype is _TOOL_CALL_DELTA:
+                    self.received += 1
+                    if self.first_at is None:
+                        self.first_at = now
+                    last = now
+                    self.delivered += 1
+                    yield event
+                elif etype is _TOOL_CALL:
+                    self.received += 1
+                    if self.first_at is None:
+                        self.first_at = now
+                    last = now
+                    call = _tool_call(event.data, len(tool_calls))
+                    tool_calls.append(call)
+                    session.bus.emit(
+                        T.TOOL_CALL, {"name": call.name, "id": call.id, "index": call.index}
+                    )
+                    self.delivered += 1
+                    yield event
+                elif etype is _COMPLETE:
+                    self._complete(event)
+                    break
+                elif etype is _ERROR:
+                    reported = event.error or RuntimeError("adapter reported an error")
+                    self._metadata(event.data)
+                    raise self._failure(reported)
+                # Other event types (e.g. an adapter's RESET) carry nothing for the consumer.
+
+            watchdog.stop()
+            if trimmer is not None and not trimmer.done:
+                rest = trimmer.flush()
+                if rest:
+                    state.append(rest)
+                    state.token_count += 1
+                    if streaming_guards:
+                        assert guards is not None
+                        pending = guards.check_delta(state, rest)
+                        found = pending if isinstance(pending, list) else await pending
+                        if found:
+                            self._violations(found)
+                    self.passed_length = state.content_length
+                    self.delivered += 1
+                    yield Event(_TOKEN, text=rest, ts=clock.now())
+            if self.received == 0:
+                raise self._failure(ZeroOutputError("the stream completed with no output"))
+            if guards is not None and guards.checkers:
+                await self._final_checks(guards)
+            self._end_phase(Outcome.COMPLETED)
+        finally:
+            watchdog.stop()
+            if events is not None:
+                closer = getattr(events, "aclose", None)
+                if closer is not None:
+                    try:
+                        await closer()
+                    except Exception:  # the adapter must not raise; a broken one still closes
+                        pass
+            if raw is not None:
+                await close_stream(raw)
+
+    async def _final_checks(self, guards: GuardrailRun) -> None:
+        session = self.session
+        if self.guard_phase is not None:
+            self.guard_phase.end(Outcome.COMPLETED)
+            session._open.remove(self.guard_phase)
+            self.guard_phase = None
+        phase = Phase(
+            PhaseKind.GUARDRAILS_FINAL,
+            session.bus,
+            parent=self.phase,
+            start_data={"phase": "final", "attempt": self.context.attempt},
+        )
+        session._open.append(phase)
+        self.guard_phase = phase
+        found = await guards.check_final(session.state)
+        if found:
+            self._violations(found)
+
+    def _complete(self, event: Event) -> None:
+        state = self.session.state
+        if event.usage is not None:
+            usage = event.usage
+            state.usage = usage if isinstance(usage, Usage) else Usage.from_mapping(usage)
+        self._metadata(event.data)
+
+    def _metadata(self, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            return
+        state = self.session.state
+        state.finish_reason = data.get("finish_reason") or state.finish_reason
+        state.response_id = data.get("response_id") or state.response_id
+        state.response_model = data.get("model") or state.response_model
+
+
+def _tool_call(data: Any, position: int) -> ToolCall:
+    if isinstance(data, ToolCall):
+        return data
+    if not isinstance(data, Mapping):
+        return ToolCall(index=position, id=None, name=None, arguments=str(data))
+    arguments = data.get("arguments", "")
+    parsed = data.get("parsed_arguments")
+    if not isinstance(arguments, str):
+        parsed = arguments
+        arguments = ""
+    index = data.get("index")
+    return ToolCall(
+        index=index if isinstance(index, int) else position,
+        id=data.get("id"),
+        name=data.get("name"),
+        arguments=arguments,
+        parsed_arguments=parsed,
+    )
+
+
+class _Iteration:
+    """The iterator ``async for`` gets from a :class:`Result`. When the loop is left early
+    (``break``, ``return``, an exception in the body) this object is dropped and closes the
+    session, so the provider connection is released at once rather than at GC time."""
+
+    __slots__ = ("__weakref__", "_result")
+
+    def __init__(self, result: Result) -> None:
+        self._result = result
+
+    def __aiter__(self) -> _Iteration:
+        return self
+
+    def __anext__(self) -> Any:
+        return self._result._session._generator.__anext__()
+
+    def __del__(self) -> None:
+        session = self._result._session
+        if session.finished:
+            return
+        session.abort_requested = True
+        session.state.aborted = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            session.end_abandoned()
+            return
+        task = loop.create_task(_close_generator(session))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+async def _close_generator(session: Session) -> None:
+    try:
+        await session._generator.aclose()
+    except Exception:
+        pass
+    session.end_abandoned()
+
+
+def _finalize(session: Session) -> None:
+    # weakref.finalize callback: must not reference the Result.
+    if not session.finished:
+        session.end_abandoned()
+
+
+class Result:
+    """The stream of a session: iterate it for :class:`Event`s, or ``await result.read()``.
+
+    ``async for`` yields every event (tokens, tool calls, resets, then one ``COMPLETE``; on
+    terminal failure one ``ERROR`` event, then the :class:`l0.L0Error` is raised). Leaving the
+    loop early ends the session (outcome ``cancelled``) and closes the provider stream.
+
+    Example::
+
+        result = await l0.run(stream=lambda: client.chat.completions.create(...))
+        async for event in result:
+            if event.is_token:
+                print(event.text, end="")
+        print(result.state.token_count)
+    """
+
+    __slots__ = ("__weakref__", "_finalizer", "_session")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._finalizer = weakref.finalize(self, _finalize, session)
+
+    @property
+    def state(self) -> State:
+        """The live :class:`State` of the session."""
+        return self._session.state
+
+    @property
+    def stream_id(self) -> str:
+        """The session's id (UUIDv7), shared by all its observability events and spans."""
+        return self._session.stream_id
+
+    def __aiter__(self) -> _Iteration:
+        self._session.iterated = True
+        return _Iteration(self)
+
+    async def __anext__(self) -> Event:
+        self._session.iterated = True
+        return await self._session._generator.__anext__()
+
+    async def read(self) -> str:
+        """Consume the stream and return the final text (raises :class:`l0.L0Error`)."""
+        session = self._session
+        session.iterated = True
+        async for _ in session._generator:
+            pass
+        if session.state.error is not None:
+            raise session.state.error
+        return session.state.content
+
+    def abort(self) -> None:
+        """Stop the session now: a pending read is cancelled, the provider stream closed, and
+        iteration ends (outcome ``cancelled``, ``state.aborted``)."""
+        self._session.abort()
+
+    async def aclose(self) -> None:
+        """Close the session and release the provider stream (idempotent)."""
+        session = self._session
+        if not session.finished:
+            session.abort_requested = True
+            session.state.aborted = True
+        await session._generator.aclose()
+        if not session.finished:
+            session.end_abandoned()
+
+    async def __aenter__(self) -> Result:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def validate_meta(meta: Any) -> Mapping[str, Any]:
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping) or not all(isinstance(k, str) for k in meta):
+        raise ConfigError("run", "meta", "must be a mapping with string keys", meta)
+    return meta
+
+
+def build_session(
+    targets: Sequence[Target],
+    *,
+    guardrails: Any,
+    retry: Retry | None,
+    timeout: Timeout | None,
+    on_event: Sink | None,
+    meta: Any,
+    continue_from_checkpoint: bool,
+    adapter: Adapter | str | None,
+    clock: Clock | None,
+) -> Session:
+    """Validate every option (raising :class:`l0.ConfigError`) and build the session."""
+    if retry is None:
+        retry = Retry()
+    elif not isinstance(retry, Retry):
+        raise ConfigError("run", "retry", "must be an l0.Retry", retry)
+    if timeout is None:
+        timeout = Timeout()
+    elif not isinstance(timeout, Timeout):
+        raise ConfigError("run", "timeout", "must be an l0.Timeout", timeout)
+    if on_event is not None and not callable(on_event):
+        raise ConfigError("run", "on_event", "must be callable", on_event)
+    if isinstance(adapter, str):
+        try:
+            adapter = Adapters.get(adapter)
+        except KeyError:
+            raise ConfigError("run", "adapter", "no adapter with that name", adapter) from None
+    elif adapter is not None and not isinstance(adapter, Adapter):
+        raise ConfigError("run", "adapter", "must be an Adapter or an adapter name", adapter)
+    if clock is None:
+        clock = SYSTEM_CLOCK
+    elif not isinstance(clock, Clock):
+        raise ConfigError("run", "clock", "must provide now(), wall(), sleep(), call_later()", clock)
+    engine = guardrails if isinstance(guardrails, GuardrailEngine) else GuardrailEngine(guardrails)
+    return Session(
+        targets,
+        guardrails=engine,
+        retry=retry,
+        timeout=timeout,
+        on_event=on_event,
+        meta=validate_meta(meta),
+        continue_from_checkpoint=bool(continue_from_checkpoint),
+        adapter=adapter,
+        clock=clock,
+    )
