@@ -134,8 +134,11 @@ class GuardrailError(StreamError):
     def __init__(self, message: str, violations: Sequence[GuardrailViolation]) -> None:
         super().__init__(message)
         self.violations = list(violations)
-        if any(v.rule == "drift" for v in self.violations):
+        rules = {v.rule for v in self.violations}
+        if "drift" in rules:
             self.code = ErrorCode.DRIFT_DETECTED
+        elif rules == {"schema"}:
+            self.code = ErrorCode.SCHEMA_VALIDATION_FAILED
         self.fatal = any(v.severity == "fatal" or not v.recoverable for v in self.violations)
 
 

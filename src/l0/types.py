@@ -34,15 +34,18 @@ class EventType(str, enum.Enum):
     TOKEN = "token"
     """A piece of content text (``event.text``)."""
     TOOL_CALL_DELTA = "tool_call_delta"
-    """A fragment of a tool call still streaming (``event.data``: index, id, name, arguments)."""
+    """A fragment of a tool call still streaming (``event.data``: index, id, name,
+    arguments)."""
     TOOL_CALL = "tool_call"
-    """A complete tool call (``event.data``: id, name, arguments, parsed_arguments, index)."""
+    """A complete tool call (``event.data``: id, name, arguments, parsed_arguments,
+    index)."""
     RESET = "reset"
-    """The text delivered so far belongs to a failed attempt: discard it (see the reset contract)."""
+    """The text delivered so far belongs to a failed attempt: discard it."""
     COMPLETE = "complete"
     """The stream finished (``event.usage``, ``event.data``: finish_reason, response_id, model)."""
     ERROR = "error"
-    """A failure (``event.error``). From an adapter: an attempt failure. From a session: terminal."""
+    """A failure (``event.error``): from an adapter, an attempt failure; from a session,
+    terminal."""
 
     def __str__(self) -> str:
         return self.value

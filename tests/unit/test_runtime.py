@@ -137,7 +137,9 @@ async def test_guardrail_and_drift_violations_consume_attempts(
     assert [e.code for e in raised.value.errors] == [code] * 3
 
 
-@pytest.mark.parametrize(("cls", "status"), [(openai.AuthenticationError, 401), (openai.PermissionDeniedError, 403)])
+@pytest.mark.parametrize(
+    ("cls", "status"), [(openai.AuthenticationError, 401), (openai.PermissionDeniedError, 403)]
+)
 async def test_auth_errors_never_retry_but_fall_back(
     cls: type[openai.APIStatusError], status: int
 ) -> None:
@@ -256,9 +258,11 @@ async def test_backoff_waits_on_the_clock_between_attempts() -> None:
         stream=factory,
         retry=l0.Retry(base_delay=2.0, max_delay=30.0, strategy="exponential"),
         clock=clock,
-        on_event=lambda e: starts.append(clock.now())
-        if e.type is l0.ObservabilityEventType.ATTEMPT_START
-        else None,
+        on_event=lambda e: (
+            starts.append(clock.now())
+            if e.type is l0.ObservabilityEventType.ATTEMPT_START
+            else None
+        ),
     )
     assert await result.read() == "ok"
     assert starts == [0.0, 2.0, 6.0]
@@ -266,7 +270,11 @@ async def test_backoff_waits_on_the_clock_between_attempts() -> None:
 
 @pytest.mark.parametrize(
     ("headers", "wait"),
-    [({"retry-after": "7"}, 7.0), ({"retry-after-ms": "1500"}, 1.5), ({"retry-after": "999"}, 60.0)],
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "999"}, 60.0),
+    ],
 )
 async def test_retry_after_replaces_backoff_up_to_the_cap(
     headers: dict[str, str], wait: float

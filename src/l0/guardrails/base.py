@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Union
+from typing import Any, Literal, Protocol
 
 from l0.config import ConfigError
 from l0.types import State
@@ -48,7 +48,7 @@ class GuardrailViolation:
     position: int | None = None
 
 
-CheckResult = Union[Sequence[GuardrailViolation], Awaitable[Sequence[GuardrailViolation]]]
+CheckResult = Sequence[GuardrailViolation] | Awaitable[Sequence[GuardrailViolation]]
 
 
 class RuleChecker(Protocol):

@@ -15,12 +15,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from l0.observability.bus import Bus
 from l0.observability.events import ObservabilityEventType as T
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 __all__ = ["Outcome", "Phase", "PhaseKind", "current_context"]
 
@@ -43,7 +43,12 @@ class PhaseKind(enum.Enum):
     SESSION = ("l0.session", SpanKind.INTERNAL, T.SESSION_START, T.SESSION_END)
     TARGET = ("chat", SpanKind.CLIENT, None, None)
     ATTEMPT = ("l0.attempt", SpanKind.INTERNAL, T.ATTEMPT_START, T.ATTEMPT_END)
-    GUARDRAILS = ("l0.guardrails", SpanKind.INTERNAL, T.GUARDRAIL_PHASE_START, T.GUARDRAIL_PHASE_END)
+    GUARDRAILS = (
+        "l0.guardrails",
+        SpanKind.INTERNAL,
+        T.GUARDRAIL_PHASE_START,
+        T.GUARDRAIL_PHASE_END,
+    )
     GUARDRAILS_FINAL = (
         "l0.guardrails.final",
         SpanKind.INTERNAL,
@@ -177,8 +182,14 @@ class Phase:
             # Success and cancellation leave the status UNSET, as instrumentations should:
             # OK is the application's to set, and a consumer's `break` is not an error.
         span.end()
-        if emit_end and self.kind.end_event is not None:
+        if emit_end and self.kind.end_event is not None and self.bus:
             data: dict[str, Any] = {"outcome": outcome.value}
             if end_data:
                 data.update(end_data)
-            self.bus.emit(self.kind.end_event, data)
+            # Sinks run with this phase's span current: metric exemplars and error reports
+            # (Sentry) link to the right trace.
+            token = otel_context.attach(trace.set_span_in_context(span))
+            try:
+                self.bus.emit(self.kind.end_event, data)
+            finally:
+                otel_context.detach(token)

@@ -598,7 +598,9 @@ class _Attempt:
                 blocking.append(violation)
         if blocking:
             rules = ", ".join(sorted({v.rule for v in blocking}))
-            error = GuardrailError(f"guardrail violation ({rules}): {blocking[0].message}", blocking)
+            error = GuardrailError(
+                f"guardrail violation ({rules}): {blocking[0].message}", blocking
+            )
             if error.code is ErrorCode.DRIFT_DETECTED:
                 session.bus.emit(
                     T.DRIFT_DETECTED,
@@ -660,7 +662,8 @@ class _Attempt:
             # Open the stream (the HTTP request happens here) under the initial deadline, with
             # the attempt span current so the provider's own spans nest under it.
             session.bus.emit(
-                T.STREAM_INIT, {"attempt": self.context.attempt, "fallback_index": self.target.index}
+                T.STREAM_INIT,
+                {"attempt": self.context.attempt, "fallback_index": self.target.index},
             )
             watchdog.begin_read(self.started_at + initial if initial else None, "initial")
             try:
@@ -1036,7 +1039,9 @@ def build_session(
     if clock is None:
         clock = SYSTEM_CLOCK
     elif not isinstance(clock, Clock):
-        raise ConfigError("run", "clock", "must provide now(), wall(), sleep(), call_later()", clock)
+        raise ConfigError(
+            "run", "clock", "must provide now(), wall(), sleep(), call_later()", clock
+        )
     engine = guardrails if isinstance(guardrails, GuardrailEngine) else GuardrailEngine(guardrails)
     return Session(
         targets,
