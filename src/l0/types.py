@@ -66,6 +66,8 @@ class Event:
         error: the exception of an ``ERROR`` event (an :class:`l0.L0Error` when terminal).
         ts: when the runtime received the event, in seconds on the session clock
             (``time.monotonic()`` unless a test clock is injected).
+        raw: the provider object(s) behind the event, when an adapter keeps them (used by
+            integrations that must hand the SDK's own chunks back to their caller).
     """
 
     type: EventType
@@ -74,6 +76,7 @@ class Event:
     usage: Usage | None = None
     error: BaseException | None = None
     ts: float = 0.0
+    raw: Any = None
 
     @property
     def is_token(self) -> bool:

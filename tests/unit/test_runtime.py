@@ -748,3 +748,41 @@ async def test_provider_garbage_becomes_a_categorized_error() -> None:
     assert await result.read() == "ok"
     assert result.state.errors[0].code is l0.ErrorCode.INVALID_STREAM
     assert result.state.errors[0].category is l0.ErrorCategory.MODEL
+
+
+async def test_retry_after_output_false_makes_a_late_failure_terminal() -> None:
+    clock = FakeClock()
+    drop = fail(ConnectionResetError("reset"))
+    factory = scripted_factory(["a", drop], ["b"], clock=clock)
+    result = await l0.run(stream=factory, retry_after_output=False, clock=clock)
+    events: list[l0.Event] = []
+    with pytest.raises(l0.L0Error) as raised:
+        async for event in result:
+            events.append(event)
+    assert factory.calls == 1
+    assert not any(e.is_reset for e in events)
+    assert isinstance(raised.value.__cause__, ConnectionResetError)
+    # A failure before any output is still retried.
+    early = scripted_factory([drop], ["b"], clock=clock)
+    result = await l0.run(
+        stream=early, retry_after_output=False, retry=no_wait_retry(), clock=clock
+    )
+    assert await result.read() == "b"
+
+
+async def test_complete_event_carries_the_adapters_raw_objects() -> None:
+    class RawAdapter:
+        name = "raw-test"
+
+        def detect(self, stream: Any) -> bool:
+            return False
+
+        async def wrap(self, stream: Any) -> Any:
+            async for chunk in stream:
+                yield l0.Event(l0.EventType.TOKEN, text=chunk, raw=[chunk])
+            yield l0.Event(l0.EventType.COMPLETE, raw=["finish-chunk", "usage-chunk"])
+
+    result = await l0.run(stream=scripted_factory(["x"]), adapter=RawAdapter(), clock=FakeClock())
+    events = await collect(result)
+    assert events[0].raw == ["x"]
+    assert events[-1].raw == ["finish-chunk", "usage-chunk"]

@@ -29,6 +29,7 @@ async def run(
     continue_from_checkpoint: bool = False,
     adapter: Adapter | str | None = None,
     clock: Clock | None = None,
+    retry_after_output: bool = True,
 ) -> Result:
     """Run a stream with retries, fallbacks, timeouts and guardrails.
 
@@ -47,6 +48,9 @@ async def run(
             delivered instead of starting over (no reset; overlap removed).
         adapter: an adapter (or its name) instead of auto-detection.
         clock: the time source (inject ``l0.testing.FakeClock`` in tests).
+        retry_after_output: whether an attempt that already delivered output may be
+            retried (the consumer then gets a ``RESET`` event). ``False`` makes such a failure
+            terminal — for consumers that cannot take back what they showed.
 
     Returns:
         a :class:`l0.Result`: iterate it for events or ``await result.read()``.
@@ -65,6 +69,7 @@ async def run(
         continue_from_checkpoint=continue_from_checkpoint,
         adapter=adapter,
         clock=clock,
+        retry_after_output=retry_after_output,
     )
     return Result(session)
 

@@ -37,7 +37,7 @@ from l0.observability.phase import Outcome, Phase, PhaseKind, current_context
 from l0.runtime.checkpoint import OverlapTrimmer
 from l0.runtime.clock import SYSTEM_CLOCK, Clock
 from l0.runtime.fallback import Target
-from l0.runtime.retry import Action, RetryBudget
+from l0.runtime.retry import Action, Decision, RetryBudget
 from l0.runtime.timeouts import Watchdog
 from l0.types import (
     AttemptContext,
@@ -94,12 +94,14 @@ class Session:
         adapter: Adapter | None,
         clock: Clock,
         sinks: tuple[Sink, ...] = (),
+        retry_after_output: bool = True,
     ) -> None:
         self.targets = list(targets)
         self.guardrails = guardrails
         self.retry = retry
         self.timeout = timeout
         self.continuation = continue_from_checkpoint
+        self.retry_after_output = retry_after_output
         self.adapter = adapter
         self.clock = clock
         self.stream_id = str(uuid7())
@@ -223,11 +225,16 @@ class Session:
                     except _AttemptFailed as failure:
                         last_failure = failure
                         attempt.fail(failure)
-                        decision = self.budget.decide(
-                            failure.classification,
-                            failure.error,
-                            has_next_target=target.index + 1 < len(self.targets),
-                        )
+                        if attempt.delivered and not (self.retry_after_output or self.continuation):
+                            # The consumer cannot take a RESET: output already delivered
+                            # makes this failure terminal.
+                            decision = Decision(Action.GIVE_UP, reason="output_delivered")
+                        else:
+                            decision = self.budget.decide(
+                                failure.classification,
+                                failure.error,
+                                has_next_target=target.index + 1 < len(self.targets),
+                            )
                         state.model_retry_count = self.budget.model_retries
                         state.network_retry_count = self.budget.network_retries
                         if decision.action is Action.RETRY:
@@ -265,6 +272,7 @@ class Session:
                         state.checkpoint = state.content
                         complete = Event(
                             _COMPLETE,
+                            raw=attempt.complete_raw,
                             usage=state.usage,
                             data={
                                 "finish_reason": state.finish_reason,
@@ -438,6 +446,7 @@ class _Attempt:
     """One try on one target: open the stream, read it under the watchdog, check it."""
 
     __slots__ = (
+        "complete_raw",
         "context",
         "delivered",
         "first_at",
@@ -462,6 +471,7 @@ class _Attempt:
         self.context = context
         self.delivered = 0
         self.received = 0
+        self.complete_raw: Any = None
         self.first_at: float | None = None
         self.max_gap = 0.0
         self.passed_length = session.state.content_length
@@ -782,6 +792,7 @@ class _Attempt:
                     yield event
                 elif etype is _COMPLETE:
                     self._complete(event)
+                    self.complete_raw = event.raw
                     break
                 elif etype is _ERROR:
                     reported = event.error or RuntimeError("adapter reported an error")
@@ -1017,6 +1028,7 @@ def build_session(
     continue_from_checkpoint: bool,
     adapter: Adapter | str | None,
     clock: Clock | None,
+    retry_after_output: bool = True,
 ) -> Session:
     """Validate every option (raising :class:`l0.ConfigError`) and build the session."""
     if retry is None:
@@ -1053,4 +1065,5 @@ def build_session(
         continue_from_checkpoint=bool(continue_from_checkpoint),
         adapter=adapter,
         clock=clock,
+        retry_after_output=bool(retry_after_output),
     )
