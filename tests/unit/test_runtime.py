@@ -786,3 +786,19 @@ async def test_complete_event_carries_the_adapters_raw_objects() -> None:
     events = await collect(result)
     assert events[0].raw == ["x"]
     assert events[-1].raw == ["finish-chunk", "usage-chunk"]
+
+
+async def test_short_inter_token_timer_applies_after_a_long_initial_one() -> None:
+    # The deadline moves *earlier* when the first chunk arrives (30 s -> 0.5 s): the watchdog
+    # must re-arm, not wait for the long initial deadline.
+    clock = FakeClock()
+    factory = scripted_factory(["a", "b", hang()], ["ab"], clock=clock)
+    result = await l0.run(
+        stream=factory,
+        timeout=l0.Timeout(initial_token=30.0, inter_token=0.5),
+        retry=no_wait_retry(),
+        clock=clock,
+    )
+    assert await result.read() == "ab"
+    assert result.state.errors[0].code is l0.ErrorCode.INTER_TOKEN_TIMEOUT
+    assert clock.now() == pytest.approx(0.5)

@@ -24,11 +24,12 @@ class Watchdog:
     why (``"initial"``, ``"inter"``, ``"idle"`` or ``"abort"``).
     """
 
-    __slots__ = ("_clock", "_handle", "deadline", "fired", "kind", "reading", "task")
+    __slots__ = ("_armed_for", "_clock", "_handle", "deadline", "fired", "kind", "reading", "task")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._handle: TimerHandle | None = None
+        self._armed_for = 0.0
         self.deadline: float | None = None
         self.kind = "initial"
         self.fired: str | None = None
@@ -41,10 +42,20 @@ class Watchdog:
         self.kind = kind
         self.reading = True
         self.task = asyncio.current_task()
-        if deadline is not None and self._handle is None:
-            self._handle = self._clock.call_later(
-                max(0.0, deadline - self._clock.now()), self._on_timer
-            )
+        if deadline is not None:
+            handle = self._handle
+            if handle is None:
+                self._arm(deadline)
+            elif deadline < self._armed_for:
+                # The limit got shorter (first chunk seen: initial -> inter-token timer).
+                handle.cancel()
+                self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        self._armed_for = deadline
+        self._handle = self._clock.call_later(
+            max(0.0, deadline - self._clock.now()), self._on_timer
+        )
 
     def end_read(self) -> None:
         self.reading = False
@@ -57,7 +68,7 @@ class Watchdog:
         remaining = deadline - self._clock.now()
         if remaining > 0:
             # The hot path moved the deadline forward since this timer was set.
-            self._handle = self._clock.call_later(remaining, self._on_timer)
+            self._arm(deadline)
         elif self.reading:
             self.trip(self.kind)
         # Not reading: the consumer is busy with a chunk; the next read re-arms the timer.
