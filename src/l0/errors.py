@@ -26,6 +26,7 @@ __all__ = [
     "ModelRefusalError",
     "ProviderStreamError",
     "StreamError",
+    "TruncatedStreamError",
     "ZeroOutputError",
     "categorize_error",
     "classify_error",
@@ -102,6 +103,14 @@ class ProviderStreamError(StreamError):
         super().__init__(message)
         self.provider_code = provider_code
         self.status_code = status_code
+
+
+class TruncatedStreamError(StreamError):
+    """The stream ended without the provider's end marker (no ``finish_reason``, no
+    ``response.completed``): the body was cut short, so the text may be incomplete."""
+
+    category = ErrorCategory.NETWORK
+    code = ErrorCode.STREAM_TRUNCATED
 
 
 class InitialTokenTimeout(StreamError):

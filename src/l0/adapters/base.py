@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from l0.types import Event
 
@@ -39,9 +39,9 @@ class Adapters:
     """The registry used for auto-detection. Custom adapters are tried before built-in ones,
     newest first."""
 
-    _custom: list[Adapter] = []
-    _builtin: list[Adapter] | None = None
-    _lock = threading.Lock()
+    _custom: ClassVar[list[Adapter]] = []
+    _builtin: ClassVar[list[Adapter] | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def register(cls, adapter: Adapter) -> None:
