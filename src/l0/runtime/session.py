@@ -31,6 +31,8 @@ from l0.errors import (
 )
 from l0.guardrails.base import GuardrailViolation
 from l0.guardrails.engine import GuardrailEngine, GuardrailRun
+from l0.observability import content as content_capture
+from l0.observability import semconv as sc
 from l0.observability.bus import Bus, Sink
 from l0.observability.events import ObservabilityEventType as T
 from l0.observability.phase import Outcome, Phase, PhaseKind, current_context
@@ -114,10 +116,14 @@ class Session:
         self.abort_requested = False
         self.iterated = False
         self.finished = False
-        attributes: dict[str, Any] = {"l0.stream.id": self.stream_id}
-        for key, value in self.meta.items():
-            if isinstance(value, _PRIMITIVES):
-                attributes[f"l0.meta.{key}"] = value
+        attributes: dict[str, Any] | None = None
+        if self.bus.observed:
+            attributes = {sc.L0_STREAM_ID: self.stream_id}
+            for key, value in self.meta.items():
+                if isinstance(value, _PRIMITIVES):
+                    attributes[f"{sc.L0_META_PREFIX}{key}"] = value
+        # The backoff waited before the next attempt (its span's `l0.backoff.seconds`).
+        self.backoff = 0.0
         self.phase = Phase(
             PhaseKind.SESSION,
             self.bus,
@@ -157,8 +163,8 @@ class Session:
             error_type=error_type,
             description=description,
             attributes={
-                "l0.attempts": state.attempt,
-                "l0.fallback.index": state.fallback_index,
+                sc.L0_ATTEMPTS: state.attempt,
+                sc.L0_FALLBACK_INDEX: state.fallback_index,
             },
             end_data={
                 "duration": state.duration,
@@ -194,7 +200,12 @@ class Session:
                     self.budget.next_target()
                     self.bus.emit(
                         T.FALLBACK_START,
-                        {"from_index": target.index - 1, "to_index": target.index},
+                        {
+                            "from_index": target.index - 1,
+                            "to_index": target.index,
+                            "from_model": self.targets[target.index - 1].model,
+                            "to_model": target.model,
+                        },
                     )
                 state.fallback_index = target.index
                 target_phase = self._open_target(target)
@@ -264,7 +275,11 @@ class Session:
                         break
                     else:
                         # Success: the synthesized COMPLETE is the session's last event.
-                        target_phase.end(Outcome.COMPLETED, attributes=attempt.target_attributes())
+                        target_phase.end(
+                            Outcome.COMPLETED,
+                            attributes=attempt.target_attributes(),
+                            content=attempt.content(),
+                        )
                         self._open.remove(target_phase)
                         if state.errors:
                             self._emit_recovery(last_failure)
@@ -307,12 +322,18 @@ class Session:
             )
             if state.attempt > 1:
                 self.bus.emit(T.ERROR, {"code": error.code.value, "category": error.category.value})
+            tried = self.targets[state.fallback_index] if self.targets else None
             self._finish_phases(
                 outcome,
                 error_type=error.code.value,
                 description=error.message[:200],
                 error_code=error.code.value,
                 error_category=error.category.value,
+                # For error-reporting sinks (Sentry): the exception and what was called.
+                error=error,
+                model=tried.model if tried else None,
+                provider=tried.provider if tried else None,
+                response_model=state.response_model,
             )
             yield Event(_ERROR, error=error, ts=clock.now())
             raise error
@@ -325,7 +346,10 @@ class Session:
         except BaseException as unexpected:
             outcome = Outcome.ERROR
             self._finish_phases(
-                outcome, error_type=type(unexpected).__qualname__, description=str(unexpected)
+                outcome,
+                error_type=type(unexpected).__qualname__,
+                description=str(unexpected),
+                error=unexpected,
             )
             raise
         finally:
@@ -335,21 +359,26 @@ class Session:
     # --- helpers ----------------------------------------------------------------------------
 
     def _open_target(self, target: Target) -> Phase:
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.request.stream": True,
-            "l0.fallback.index": target.index,
-            "gen_ai.request.model": target.model,
-            "gen_ai.provider.name": target.provider,
-            "server.address": target.server_address,
-            "server.port": target.server_port,
-        }
+        # Set at span start: the conventions mark these as used for sampling decisions.
+        attributes: dict[str, Any] | None = None
+        if self.bus.observed:
+            attributes = {
+                sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+                sc.GEN_AI_REQUEST_STREAM: True,
+                sc.L0_FALLBACK_INDEX: target.index,
+                sc.GEN_AI_REQUEST_MODEL: target.model,
+                sc.GEN_AI_PROVIDER_NAME: target.provider,
+                sc.SERVER_ADDRESS: target.server_address,
+                sc.SERVER_PORT: target.server_port,
+                **sc.request_attributes(target.request),
+            }
+            attributes = {k: v for k, v in attributes.items() if v is not None}
         phase = Phase(
             PhaseKind.TARGET,
             self.bus,
             parent=self.phase,
-            name=f"chat {target.model}" if target.model else "chat",
-            attributes={k: v for k, v in attributes.items() if v is not None},
+            name=f"{sc.OPERATION_CHAT} {target.model}" if target.model else sc.OPERATION_CHAT,
+            attributes=attributes,
             start_data={"fallback_index": target.index, "model": target.model},
         )
         self._open.append(phase)
@@ -390,6 +419,7 @@ class Session:
             "category": classification.category.value,
             "code": classification.code.value,
         }
+        self.backoff = delay
         if self.budget.session_retries == 1:
             self.bus.emit(T.RETRY_START, data)
         self.bus.emit(T.RETRY_ATTEMPT, data)
@@ -478,15 +508,20 @@ class _Attempt:
         self.started_at = session.clock.now()
         self.guards: GuardrailRun | None = None
         self.guard_phase: Phase | None = None
+        attributes: dict[str, Any] | None = None
+        if session.bus.observed:
+            attributes = {
+                sc.L0_ATTEMPT_NUMBER: context.attempt,
+                sc.L0_ATTEMPT_REASON: context.reason.value,
+                sc.L0_FALLBACK_INDEX: context.fallback_index,
+            }
+            if context.reason is AttemptReason.RETRY:
+                attributes[sc.L0_BACKOFF_SECONDS] = session.backoff
         self.phase = Phase(
             PhaseKind.ATTEMPT,
             session.bus,
             parent=target_phase,
-            attributes={
-                "l0.attempt.number": context.attempt,
-                "l0.attempt.reason": context.reason.value,
-                "l0.fallback.index": context.fallback_index,
-            },
+            attributes=attributes,
             start_data={
                 "attempt": context.attempt,
                 "fallback_index": context.fallback_index,
@@ -498,18 +533,31 @@ class _Attempt:
     def checkpoint_text(self) -> str:
         return self.session.state.content[: self.passed_length]
 
-    def target_attributes(self) -> dict[str, Any]:
+    def target_attributes(self) -> dict[str, Any] | None:
+        """The ``chat`` span's response attributes, from this (its last) attempt."""
+        if not self.target_phase.observed:
+            return None
         state = self.session.state
         usage = state.usage
+        first = self.first_at
         return {
-            "gen_ai.response.id": state.response_id,
-            "gen_ai.response.model": state.response_model,
-            "gen_ai.response.finish_reasons": (state.finish_reason,)
+            sc.GEN_AI_RESPONSE_ID: state.response_id,
+            sc.GEN_AI_RESPONSE_MODEL: state.response_model,
+            sc.GEN_AI_RESPONSE_FINISH_REASONS: (state.finish_reason,)
             if state.finish_reason
             else None,
-            "gen_ai.usage.input_tokens": usage.input_tokens if usage else None,
-            "gen_ai.usage.output_tokens": usage.output_tokens if usage else None,
+            sc.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens if usage else None,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens if usage else None,
+            sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: first - self.started_at
+            if first is not None
+            else None,
         }
+
+    def content(self) -> content_capture.Messages | None:
+        """The completed call's messages, when the user opted in to content capture."""
+        if not content_capture.capturing():
+            return None
+        return content_capture.messages(self.target.request, self.session.state)
 
     def _end_phase(self, outcome: Outcome, error: _AttemptFailed | None = None) -> None:
         session = self.session
@@ -526,12 +574,14 @@ class _Attempt:
             error_type=classification.error_type if classification else None,
             description=str(error.error)[:200] if error else None,
             attributes={
-                "gen_ai.response.time_to_first_chunk": ttfc,
-                "l0.stream.chunks": self.received,
-                "l0.stream.chunk_gap.max": self.max_gap if self.received > 1 else None,
-                "l0.error.category": classification.category.value if classification else None,
-                "l0.error.code": classification.code.value if classification else None,
-            },
+                sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: ttfc,
+                sc.L0_STREAM_CHUNKS: self.received,
+                sc.L0_STREAM_CHUNK_GAP_MAX: self.max_gap if self.received > 1 else None,
+                sc.L0_ERROR_CATEGORY: classification.category.value if classification else None,
+                sc.L0_ERROR_CODE: classification.code.value if classification else None,
+            }
+            if self.phase.observed
+            else None,
             end_data={
                 "attempt": self.context.attempt,
                 "fallback_index": self.context.fallback_index,
@@ -542,6 +592,7 @@ class _Attempt:
                 "max_chunk_gap": self.max_gap,
                 "category": classification.category.value if classification else None,
                 "code": classification.code.value if classification else None,
+                "response_model": session.state.response_model,
             },
         )
         if self.phase in session._open:
@@ -595,17 +646,28 @@ class _Attempt:
                     "recoverable": violation.recoverable,
                 },
             )
-            phase.add_event(
-                "gen_ai.guardrail.result",
-                {
-                    "l0.guardrail.rule": violation.rule,
-                    "l0.guardrail.severity": violation.severity,
-                    "l0.guardrail.result": "fail" if violation.severity != "warning" else "warn",
-                    "l0.guardrail.reason": violation.message[:200],
-                },
-            )
+            if phase.recording:
+                phase.add_event(
+                    sc.EVENT_GUARDRAIL_RESULT,
+                    sc.guardrail_event_attributes(
+                        violation.rule,
+                        violation.severity,
+                        violation.message,
+                        streaming=phase.kind is not PhaseKind.GUARDRAILS_FINAL,
+                    ),
+                )
             if violation.severity != "warning":
                 blocking.append(violation)
+        if phase.observed and found:
+            worst = blocking[0] if blocking else found[-1]
+            seen = (phase.attributes or {}).get(sc.L0_GUARDRAIL_VIOLATIONS, 0)
+            phase.set_many(
+                {
+                    sc.L0_GUARDRAIL_VIOLATIONS: seen + len(found),
+                    sc.L0_GUARDRAIL_RULE: worst.rule,
+                    sc.L0_GUARDRAIL_SEVERITY: worst.severity,
+                }
+            )
         if blocking:
             rules = ", ".join(sorted({v.rule for v in blocking}))
             error = GuardrailError(
@@ -659,7 +721,9 @@ class _Attempt:
             )
             session._open.append(self.guard_phase)
         trimmer = OverlapTrimmer(self.context.checkpoint) if self.context.continuation else None
-        state.token_count = 0
+        if not self.context.continuation:
+            # A continued attempt extends the delivered text; anything else starts over.
+            state.token_count = 0
         state.tool_calls = []
         state.usage = None
         state.finish_reason = state.response_id = state.response_model = None
@@ -704,6 +768,10 @@ class _Attempt:
             session.bus.emit(
                 T.STREAM_READY, {"attempt": self.context.attempt, "adapter": adapter.name}
             )
+            if self.target.provider is None and self.target_phase.observed:
+                self.target_phase.set(
+                    sc.GEN_AI_PROVIDER_NAME, sc.provider_for_adapter(adapter.name)
+                )
 
             last = self.started_at
             while True:
