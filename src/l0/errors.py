@@ -148,6 +148,10 @@ class GuardrailError(StreamError):
             self.code = ErrorCode.DRIFT_DETECTED
         elif rules == {"schema"}:
             self.code = ErrorCode.SCHEMA_VALIDATION_FAILED
+        elif rules == {"zero_output"}:
+            # Whitespace-only output is zero output: the retry table's transient row.
+            self.code = ErrorCode.ZERO_OUTPUT
+            self.category = ErrorCategory.TRANSIENT
         self.fatal = any(v.severity == "fatal" or not v.recoverable for v in self.violations)
 
 

@@ -2,6 +2,10 @@
 
 A sink is any callable taking one event. Sinks are isolated: one that raises is logged once
 and the stream goes on. When no sink listens, ``emit`` builds no event at all.
+
+The bus also tells the session's phases what is watching: ``metrics`` is the metrics recorder
+when an SDK meter provider is configured (it is then a sink too), ``observed`` whether any
+OpenTelemetry SDK is, so that nothing builds attribute dictionaries for nobody.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from l0.observability import providers
 from l0.observability.events import ObservabilityEvent, ObservabilityEventType
+from l0.observability.metrics import MetricsRecorder, recorder
 from l0.runtime.clock import Clock
 
 __all__ = ["Bus", "Sink", "add_sink", "remove_sink"]
@@ -52,7 +58,7 @@ def _logging_sink(event: ObservabilityEvent) -> None:
 class Bus:
     """Delivers a session's events to its sinks."""
 
-    __slots__ = ("clock", "meta", "sinks", "stream_id")
+    __slots__ = ("clock", "meta", "metrics", "observed", "sinks", "stream_id")
 
     def __init__(
         self,
@@ -70,6 +76,13 @@ class Bus:
             sinks.append(on_event)
         if _log.isEnabledFor(logging.DEBUG):
             sinks.append(_logging_sink)
+        # Resolved per session, so an SDK configured after `import l0` is picked up.
+        self.metrics: MetricsRecorder | None = recorder()
+        if self.metrics is not None:
+            sinks.append(self.metrics.on_event)
+        self.observed: bool = (
+            self.metrics is not None or providers.tracing_active() or providers.logs_active()
+        )
         self.sinks: tuple[Sink, ...] = tuple(sinks)
 
     def __bool__(self) -> bool:

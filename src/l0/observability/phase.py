@@ -1,7 +1,8 @@
 """The phase: l0's one instrumentation primitive.
 
 A phase opens a span, emits its ``*_START`` event, and on ``end`` sets the outcome, status and
-``*_END`` event. The runtime speaks phases and events only; it never sees OpenTelemetry.
+``*_END`` event, and hands itself to the metrics recorder. The runtime speaks phases and events
+only; it never sees OpenTelemetry.
 
 Phases are ended explicitly (``end`` is idempotent) rather than by ``with`` blocks, because
 a session's phases live across the ``yield``s of an async generator and must end on every
@@ -11,18 +12,26 @@ path: completion, error, the consumer's ``break``, cancellation, garbage collect
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-
-from l0.observability.bus import Bus
-from l0.observability.events import ObservabilityEventType as T
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from l0.observability import content as content_capture
+from l0.observability import providers
+from l0.observability import semconv as sc
+from l0.observability.bus import Bus
+from l0.observability.events import ObservabilityEventType as T
+from l0.observability.redaction import redact
 
 __all__ = ["Outcome", "Phase", "PhaseKind", "current_context"]
+
+_log = logging.getLogger("l0")
+_recorder_failed = False
 
 
 class Outcome(str, enum.Enum):
@@ -40,17 +49,19 @@ class Outcome(str, enum.Enum):
 
 
 class PhaseKind(enum.Enum):
-    SESSION = ("l0.session", SpanKind.INTERNAL, T.SESSION_START, T.SESSION_END)
-    TARGET = ("chat", SpanKind.CLIENT, None, None)
-    ATTEMPT = ("l0.attempt", SpanKind.INTERNAL, T.ATTEMPT_START, T.ATTEMPT_END)
+    """The kinds of phase: span name, span kind, and the START/END event types."""
+
+    SESSION = (sc.SPAN_SESSION, SpanKind.INTERNAL, T.SESSION_START, T.SESSION_END)
+    TARGET = (sc.OPERATION_CHAT, SpanKind.CLIENT, None, None)
+    ATTEMPT = (sc.SPAN_ATTEMPT, SpanKind.INTERNAL, T.ATTEMPT_START, T.ATTEMPT_END)
     GUARDRAILS = (
-        "l0.guardrails",
+        sc.SPAN_GUARDRAILS,
         SpanKind.INTERNAL,
         T.GUARDRAIL_PHASE_START,
         T.GUARDRAIL_PHASE_END,
     )
     GUARDRAILS_FINAL = (
-        "l0.guardrails.final",
+        sc.SPAN_GUARDRAILS_FINAL,
         SpanKind.INTERNAL,
         T.GUARDRAIL_PHASE_START,
         T.GUARDRAIL_PHASE_END,
@@ -69,29 +80,35 @@ class PhaseKind(enum.Enum):
         self.end_event = end_event
 
 
-_tracer: trace.Tracer | None = None
-
-
-def _get_tracer() -> trace.Tracer:
-    # Resolved per call until an SDK provider is set, so a provider installed after import
-    # still receives l0's spans (the API's proxy handles that; caching it is safe).
-    global _tracer
-    if _tracer is None:
-        from l0 import __version__
-
-        _tracer = trace.get_tracer("l0", __version__)
-    return _tracer
-
-
 def current_context() -> otel_context.Context:
     """The caller's OpenTelemetry context (captured where a session is created)."""
     return otel_context.get_current()
 
 
 class Phase:
-    """One instrumented phase of a session. See the module docstring."""
+    """One instrumented phase of a session. See the module docstring.
 
-    __slots__ = ("bus", "ended", "kind", "outcome", "span", "start_data")
+    Attributes:
+        kind: what phase this is.
+        parent: the enclosing phase, if any.
+        span: the phase's span (a non-recording one when no SDK is configured).
+        started: ``bus.clock.now()`` when the phase began, in seconds.
+        attributes: the span's attributes as set through this phase, kept only when something
+            reads them back (metrics, content events); ``None`` otherwise.
+        outcome: how the phase ended (``None`` while it runs).
+    """
+
+    __slots__ = (
+        "attributes",
+        "bus",
+        "ended",
+        "kind",
+        "outcome",
+        "parent",
+        "span",
+        "start_data",
+        "started",
+    )
 
     def __init__(
         self,
@@ -107,40 +124,57 @@ class Phase:
     ) -> None:
         self.kind = kind
         self.bus = bus
+        self.parent = parent
         self.ended = False
         self.outcome: Outcome | None = None
         self.start_data = start_data
+        self.started = bus.clock.now()
         if parent is not None:
             ctx: otel_context.Context | None = trace.set_span_in_context(parent.span)
         else:
             ctx = parent_context
-        self.span: Span = _get_tracer().start_span(
+        start_attributes = dict(attributes) if attributes else None
+        self.attributes: dict[str, Any] | None = (start_attributes or {}) if bus.observed else None
+        self.span: Span = providers.tracer().start_span(
             name or kind.span_name,
             context=ctx,
             kind=kind.span_kind,
-            attributes=dict(attributes) if attributes else None,
+            attributes=start_attributes,
         )
         if emit_start and kind.start_event is not None:
             bus.emit(kind.start_event, start_data)
 
     @property
     def recording(self) -> bool:
+        """Whether the span records (an SDK is configured and the span is sampled)."""
         return self.span.is_recording()
+
+    @property
+    def observed(self) -> bool:
+        """Whether anything reads this phase's attributes: build them only then."""
+        return self.attributes is not None
 
     def set(self, key: str, value: Any) -> None:
         """Set a span attribute (``None`` values are skipped)."""
         if value is not None:
             self.span.set_attribute(key, value)
+            if self.attributes is not None:
+                self.attributes[key] = value
 
     def set_many(self, attributes: Mapping[str, Any]) -> None:
+        """Set several span attributes (``None`` values are skipped)."""
         for key, value in attributes.items():
             if value is not None:
                 self.span.set_attribute(key, value)
+                if self.attributes is not None:
+                    self.attributes[key] = value
 
     def rename(self, name: str) -> None:
+        """Rename the span."""
         self.span.update_name(name)
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        """Add a span event (a handful per attempt at most: never per chunk)."""
         self.span.add_event(name, dict(attributes) if attributes else None)
 
     @contextmanager
@@ -162,34 +196,71 @@ class Phase:
         attributes: Mapping[str, Any] | None = None,
         end_data: Mapping[str, Any] | None = None,
         emit_end: bool = True,
+        content: content_capture.Messages | None = None,
     ) -> None:
-        """End the span with ``outcome`` (idempotent: only the first call counts)."""
+        """End the span with ``outcome`` (idempotent: only the first call counts).
+
+        ``content`` (message content of a ``chat`` phase) is recorded only as the content
+        capture setting allows.
+        """
         if self.ended:
             return
         self.ended = True
         self.outcome = outcome
         span = self.span
+        kept = self.attributes
+        if kept is not None:
+            kept[sc.L0_OUTCOME] = outcome.value
+            if attributes:
+                for key, value in attributes.items():
+                    if value is not None:
+                        kept[key] = value
+            if outcome is Outcome.ERROR and error_type:
+                kept[sc.ERROR_TYPE] = error_type
         if span.is_recording():
-            span.set_attribute("l0.outcome", outcome.value)
+            span.set_attribute(sc.L0_OUTCOME, outcome.value)
             if attributes:
                 for key, value in attributes.items():
                     if value is not None:
                         span.set_attribute(key, value)
             if outcome is Outcome.ERROR:
                 if error_type:
-                    span.set_attribute("error.type", error_type)
-                span.set_status(Status(StatusCode.ERROR, description))
+                    span.set_attribute(sc.ERROR_TYPE, error_type)
+                span.set_status(
+                    Status(StatusCode.ERROR, redact(description) if description else None)
+                )
             # Success and cancellation leave the status UNSET, as instrumentations should:
             # OK is the application's to set, and a consumer's `break` is not an error.
+        if content:
+            content_capture.record(self, content)
         span.end()
-        if emit_end and self.kind.end_event is not None and self.bus:
-            data: dict[str, Any] = {"outcome": outcome.value}
-            if end_data:
-                data.update(end_data)
-            # Sinks run with this phase's span current: metric exemplars and error reports
-            # (Sentry) link to the right trace.
-            token = otel_context.attach(trace.set_span_in_context(span))
-            try:
-                self.bus.emit(self.kind.end_event, data)
-            finally:
-                otel_context.detach(token)
+        bus = self.bus
+        emit = emit_end and self.kind.end_event is not None and bool(bus)
+        recorder = bus.metrics
+        if not emit and recorder is None:
+            return
+        # Sinks and metrics run with this phase's span current: metric exemplars and error
+        # reports (Sentry) link to the right trace.
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            if emit:
+                assert self.kind.end_event is not None
+                data: dict[str, Any] = {"outcome": outcome.value}
+                if end_data:
+                    data.update(end_data)
+                bus.emit(self.kind.end_event, data)
+            if recorder is not None:
+                _record(recorder, self, outcome, end_data)
+        finally:
+            otel_context.detach(token)
+
+
+def _record(recorder: Any, phase: Phase, outcome: Outcome, end_data: Any) -> None:
+    # Isolated like a sink: a metrics failure must not break the stream; say so once.
+    global _recorder_failed
+    try:
+        recorder.phase_ended(phase, outcome, end_data or {})
+    except Exception:
+        if not _recorder_failed:
+            _recorder_failed = True
+            _log.exception("l0: recording metrics failed; further failures are not logged")

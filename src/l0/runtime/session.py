@@ -36,6 +36,7 @@ from l0.observability import semconv as sc
 from l0.observability.bus import Bus, Sink
 from l0.observability.events import ObservabilityEventType as T
 from l0.observability.phase import Outcome, Phase, PhaseKind, current_context
+from l0.runtime import cooldown
 from l0.runtime.checkpoint import OverlapTrimmer
 from l0.runtime.clock import SYSTEM_CLOCK, Clock
 from l0.runtime.fallback import Target
@@ -110,6 +111,8 @@ class Session:
         self.meta = MappingProxyType(dict(meta))
         self.state = State()
         self.bus = Bus(self.stream_id, self.meta, clock, on_event, sinks)
+        # A session started inside a parallel/pool task shares that task's rate-limit key.
+        self.rate_limit_key = cooldown.current_rate_limit_key()
         self.budget = RetryBudget(retry)
         self.watchdog = Watchdog(clock)
         self.started_at = clock.now()
@@ -212,6 +215,8 @@ class Session:
                 target_attempt = 0
                 reason = AttemptReason.INITIAL if target.index == 0 else AttemptReason.FALLBACK
                 while True:
+                    # Wait out a 429 cooldown published by another session on this key.
+                    await self._backoff(cooldown.cooldown_remaining(self.rate_limit_key, clock))
                     target_attempt += 1
                     state.attempt += 1
                     context = AttemptContext(
@@ -236,6 +241,12 @@ class Session:
                     except _AttemptFailed as failure:
                         last_failure = failure
                         attempt.fail(failure)
+                        cooldown.note_failure(
+                            self.rate_limit_key,
+                            failure.classification,
+                            clock,
+                            self.retry.retry_after_cap,
+                        )
                         if attempt.delivered and not (self.retry_after_output or self.continuation):
                             # The consumer cannot take a RESET: output already delivered
                             # makes this failure terminal.
@@ -555,7 +566,7 @@ class _Attempt:
 
     def content(self) -> content_capture.Messages | None:
         """The completed call's messages, when the user opted in to content capture."""
-        if not content_capture.capturing():
+        if not self.target_phase.observed or not content_capture.capturing():
             return None
         return content_capture.messages(self.target.request, self.session.state)
 
@@ -669,6 +680,11 @@ class _Attempt:
                 }
             )
         if blocking:
+            # Rules scan in small batches, so the offending text may already have been
+            # delivered: the checkpoint stops where the violation starts.
+            positions = [v.position for v in blocking if v.position is not None]
+            if positions:
+                self.passed_length = max(0, min(self.passed_length, *positions))
             rules = ", ".join(sorted({v.rule for v in blocking}))
             error = GuardrailError(
                 f"guardrail violation ({rules}): {blocking[0].message}", blocking
