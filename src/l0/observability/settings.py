@@ -82,6 +82,17 @@ def configure(
         _configured_capture = mode
 
 
+def configured_capture() -> ContentCapture | None:
+    """The capture mode set with :func:`configure` (``None``: the environment decides)."""
+    return _configured_capture
+
+
+def restore_capture(mode: ContentCapture | None) -> None:
+    """Put back a value returned by :func:`configured_capture` (``None`` included)."""
+    global _configured_capture
+    _configured_capture = mode
+
+
 def reset() -> None:
     """Forget :func:`configure`'s settings: back to the environment (for tests)."""
     global _configured_capture, _configured_per_chunk

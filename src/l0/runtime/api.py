@@ -18,9 +18,9 @@ __all__ = ["run", "wrap"]
 
 
 async def run(
-    stream: StreamFactory,
+    stream: StreamFactory | Target,
     *,
-    fallbacks: Sequence[StreamFactory] | None = None,
+    fallbacks: Sequence[StreamFactory | Target] | None = None,
     guardrails: Sequence[GuardrailRule] | None = None,
     retry: Retry | None = None,
     timeout: Timeout | None = None,

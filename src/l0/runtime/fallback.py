@@ -6,14 +6,28 @@ Each target is one ``chat {model}`` span (the GenAI call, covering all retries o
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from l0.config import ConfigError
 from l0.types import AttemptContext
 
-__all__ = ["StreamFactory", "Target", "make_targets"]
+__all__ = ["StreamFactory", "Target", "inside_attempt", "make_targets"]
+
+_OPENING: ContextVar[bool] = ContextVar("l0_opening_stream", default=False)
+
+
+def inside_attempt() -> bool:
+    """True while l0 is calling a stream factory for an attempt.
+
+    Integrations that route SDK calls through l0 (the instrumentor) check it so that the call a
+    user's own ``l0.run(lambda: client...create())`` makes is not wrapped in a second session.
+    """
+    return _OPENING.get()
+
 
 StreamFactory = Callable[..., Any]
 """``() -> stream`` or ``(AttemptContext) -> stream``; the stream may be an awaitable of one."""
@@ -38,9 +52,21 @@ class Target:
     request: Mapping[str, Any] = field(default_factory=dict)
 
     def open(self, context: AttemptContext) -> Any:
+        """Call the factory (the caller awaits the result if it is awaitable, inside
+        :meth:`opening`)."""
         if self.takes_context:
             return self.factory(context)
         return self.factory()
+
+    @staticmethod
+    @contextmanager
+    def opening() -> Iterator[None]:
+        """Marks the enclosed factory call (and its await) for :func:`inside_attempt`."""
+        token = _OPENING.set(True)
+        try:
+            yield
+        finally:
+            _OPENING.reset(token)
 
 
 def _takes_context(factory: StreamFactory) -> bool:

@@ -375,7 +375,7 @@ class Session:
         if self.bus.observed:
             attributes = {
                 sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
-                sc.GEN_AI_REQUEST_STREAM: True,
+                sc.GEN_AI_REQUEST_STREAM: bool(target.request.get("stream", True)),
                 sc.L0_FALLBACK_INDEX: target.index,
                 sc.GEN_AI_REQUEST_MODEL: target.model,
                 sc.GEN_AI_PROVIDER_NAME: target.provider,
@@ -757,7 +757,7 @@ class _Attempt:
             )
             watchdog.begin_read(self.started_at + initial if initial else None, "initial")
             try:
-                with self.phase.activate():
+                with self.phase.activate(), Target.opening():
                     raw = self.target.open(self.context)
                     if inspect.isawaitable(raw):
                         raw = await raw

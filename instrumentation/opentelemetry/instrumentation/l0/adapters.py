@@ -1,0 +1,297 @@
+"""Adapters that keep the SDK's own objects on l0's events, so the caller can get them back.
+
+An instrumented call must hand the caller exactly what the SDK would have: its chunk objects,
+its ``ChatCompletion``. l0's adapters turn those objects into events and drop them; the two
+adapters here put them on ``Event.raw`` instead, always as a tuple:
+
+- :class:`RawChunkAdapter` (streams) runs l0's OpenAI interpreter
+  (:func:`l0.adapters.openai.openai_events`) over a tap that records every chunk it hands out.
+  When an event comes out, the chunks read since the previous event are its ``raw``: chunks
+  that make no event of their own (the role chunk, the finish chunk, the usage chunk, most
+  Responses API events) ride on the next event, and whatever is left on ``COMPLETE``, which the
+  session passes on. The caller therefore receives every chunk, in order, and none of a
+  failed attempt's chunks that were not delivered.
+- :class:`ResponseAdapter` (non-streaming calls) turns a ``ChatCompletion``, a LiteLLM
+  ``ModelResponse``, a Responses API ``Response`` or an openai ``LegacyAPIResponse`` of one into
+  the equivalent stream chunks (dicts) for the same interpreter, and puts the object itself on
+  ``COMPLETE``: guardrails, tool calls, refusals, usage work as for a stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from typing import Any
+
+from l0.adapters._close import close_iteration
+from l0.adapters.openai import openai_events
+from l0.errors import InvalidStreamError
+from l0.types import Event, EventType
+
+__all__ = ["RawChunkAdapter", "ResponseAdapter", "response_chunks"]
+
+_COMPLETE = EventType.COMPLETE
+_ERROR = EventType.ERROR
+_NO_RAW: tuple[Any, ...] = ()
+
+
+class _Tap:
+    """An async iterator over a provider stream that remembers the chunks it handed out."""
+
+    __slots__ = ("_iterator", "pending", "stream")
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._iterator: Any = None
+        self.pending: list[Any] = []
+
+    def __aiter__(self) -> _Tap:
+        return self
+
+    async def __anext__(self) -> Any:
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = self.stream.__aiter__()
+        chunk = await iterator.__anext__()
+        self.pending.append(chunk)
+        return chunk
+
+    def take(self) -> tuple[Any, ...]:
+        """The chunks read since the last call."""
+        pending = self.pending
+        if not pending:
+            return _NO_RAW
+        self.pending = []
+        return tuple(pending)
+
+    async def aclose(self) -> None:
+        await close_iteration(self.stream, self._iterator)
+
+
+async def _events_with_raw(tap: _Tap, source: str) -> AsyncGenerator[Event, None]:
+    events = openai_events(tap, source=source)
+    try:
+        async for event in events:
+            # Events are fresh objects of this attempt's adapter: setting raw is safe.
+            event.raw = tap.take()
+            yield event
+    finally:
+        await events.aclose()
+
+
+class RawChunkAdapter:
+    """l0's OpenAI-shaped stream adapter, keeping the SDK's chunks on ``Event.raw``.
+
+    One instance serves one instrumented call (all its attempts): :attr:`stream` is the
+    provider stream of the latest attempt, for the SDK attributes the caller may read
+    (``response``).
+
+    Args:
+        name: ``"openai"``, ``"openai_responses"`` or ``"litellm"``: the adapter name that
+            telemetry reports, as for l0's own adapters.
+    """
+
+    __slots__ = ("_tap", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._tap: _Tap | None = None
+
+    @property
+    def stream(self) -> Any:
+        """The latest attempt's provider stream (``None`` before the first one opened)."""
+        tap = self._tap
+        return tap.stream if tap is not None else None
+
+    def detect(self, stream: Any) -> bool:
+        return hasattr(stream, "__aiter__")
+
+    def wrap(self, stream: Any) -> AsyncIterator[Event]:
+        tap = self._tap = _Tap(stream)
+        return _events_with_raw(tap, self.name)
+
+
+class ResponseAdapter:
+    """Events from one complete (non-streaming) response; ``COMPLETE.raw`` is ``(response,)``.
+
+    Args:
+        name: the adapter name telemetry reports.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def detect(self, stream: Any) -> bool:
+        return True
+
+    def wrap(self, stream: Any) -> AsyncIterator[Event]:
+        return _response_events(stream, self.name)
+
+
+async def _replay(chunks: Iterable[Any]) -> AsyncGenerator[Any, None]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def _response_events(response: Any, source: str) -> AsyncGenerator[Event, None]:
+    try:
+        chunks = response_chunks(response)
+    except Exception as error:  # an adapter never raises: the session retries this attempt
+        failure = InvalidStreamError(
+            f"{source} adapter could not read a {type(response).__qualname__} response "
+            f"({type(error).__name__}: {error})"
+        )
+        failure.__cause__ = error
+        yield Event(_ERROR, error=failure)
+        return
+    whole = (response,)
+    async for event in openai_events(_replay(chunks), source=source):
+        event.raw = whole if event.type is _COMPLETE else _NO_RAW
+        yield event
+
+
+# --- complete responses as stream chunks ----------------------------------------------------
+
+
+def response_chunks(response: Any) -> list[dict[str, Any]]:
+    """The stream chunks (as dicts) equivalent to one complete response.
+
+    Accepts a Chat Completions ``ChatCompletion`` (or LiteLLM's ``ModelResponse``), a
+    Responses API ``Response``, or an openai ``LegacyAPIResponse`` wrapping either.
+
+    Raises:
+        TypeError: ``response`` is none of these.
+    """
+    if hasattr(response, "parse") and hasattr(response, "http_response"):
+        # with_raw_response: the body was read already, parse() is synchronous and cached.
+        response = response.parse()
+    if getattr(response, "choices", None) is not None:
+        return [_chat_chunk(response)]
+    if getattr(response, "output", None) is not None and hasattr(response, "status"):
+        return _responses_events(response)
+    raise TypeError(f"not a chat completion or a response: {type(response).__qualname__}")
+
+
+def _usage(usage: Any) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    return {
+        key: getattr(usage, key, None)
+        for key in (
+            "prompt_tokens",
+            "completion_tokens",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+        )
+    }
+
+
+def _chat_chunk(completion: Any) -> dict[str, Any]:
+    choices = []
+    for position, choice in enumerate(completion.choices):
+        message = choice.message
+        delta: dict[str, Any] = {
+            "role": getattr(message, "role", None),
+            "content": getattr(message, "content", None),
+            "refusal": getattr(message, "refusal", None),
+        }
+        calls = getattr(message, "tool_calls", None)
+        if calls:
+            delta["tool_calls"] = [_tool_call(index, call) for index, call in enumerate(calls)]
+        function_call = getattr(message, "function_call", None)
+        if function_call is not None:
+            delta["function_call"] = {
+                "name": getattr(function_call, "name", None),
+                "arguments": getattr(function_call, "arguments", None),
+            }
+        index = getattr(choice, "index", None)
+        choices.append(
+            {
+                "index": index if isinstance(index, int) else position,
+                "delta": delta,
+                "finish_reason": getattr(choice, "finish_reason", None),
+            }
+        )
+    return {
+        "id": getattr(completion, "id", None),
+        "model": getattr(completion, "model", None),
+        "system_fingerprint": getattr(completion, "system_fingerprint", None),
+        "choices": choices,
+        "usage": _usage(getattr(completion, "usage", None)),
+    }
+
+
+def _tool_call(index: int, call: Any) -> dict[str, Any]:
+    function = getattr(call, "function", None)
+    if function is None:  # a custom tool: free-form input instead of JSON arguments
+        custom = getattr(call, "custom", None)
+        name = getattr(custom, "name", None)
+        arguments = getattr(custom, "input", None)
+    else:
+        name = getattr(function, "name", None)
+        arguments = getattr(function, "arguments", None)
+    return {
+        "index": index,
+        "id": getattr(call, "id", None),
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def _responses_events(response: Any) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    text: list[str] = []
+    refusal: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for index, item in enumerate(response.output or ()):
+        kind = getattr(item, "type", None)
+        if kind == "message":
+            for part in getattr(item, "content", None) or ():
+                part_type = getattr(part, "type", None)
+                if part_type == "output_text":
+                    text.append(getattr(part, "text", "") or "")
+                elif part_type == "refusal":
+                    refusal.append(getattr(part, "refusal", "") or "")
+        elif kind == "function_call":
+            calls.append(
+                {
+                    "type": "response.output_item.done",
+                    "output_index": index,
+                    "item": {
+                        "type": "function_call",
+                        "call_id": getattr(item, "call_id", None),
+                        "name": getattr(item, "name", None),
+                        "arguments": getattr(item, "arguments", None),
+                    },
+                }
+            )
+    joined = "".join(text)
+    if joined:
+        events.append({"type": "response.output_text.delta", "delta": joined})
+    if refusal:
+        events.append({"type": "response.refusal.delta", "delta": "".join(refusal)})
+    events.extend(calls)
+    details = getattr(response, "incomplete_details", None)
+    error = getattr(response, "error", None)
+    summary = {
+        "id": getattr(response, "id", None),
+        "model": getattr(response, "model", None),
+        "usage": _usage(getattr(response, "usage", None)),
+        "incomplete_details": (
+            {"reason": getattr(details, "reason", None)} if details is not None else None
+        ),
+        "error": (
+            {"message": getattr(error, "message", None), "code": getattr(error, "code", None)}
+            if error is not None
+            else None
+        ),
+    }
+    status = getattr(response, "status", None)
+    if status == "incomplete":
+        events.append({"type": "response.incomplete", "response": summary})
+    elif status == "failed":
+        events.append({"type": "response.failed", "response": summary})
+    else:
+        events.append({"type": "response.completed", "response": summary})
+    return events
