@@ -51,7 +51,8 @@ from l0.errors import (
     StreamError,
     TruncatedStreamError,
 )
-from l0.types import Event, EventType, ToolCall, Usage
+from l0._classify import classify
+from l0.types import ErrorCategory, Event, EventType, ToolCall, Usage
 
 __all__ = ["OpenAIAdapter", "OpenAIResponsesAdapter", "openai_events"]
 
@@ -229,6 +230,14 @@ async def openai_events(stream: Any, *, source: str) -> AsyncGenerator[Event, No
             failure = InvalidStreamError(
                 f"{source} adapter could not interpret a {type(chunk).__qualname__} chunk "
                 f"({type(error).__name__}: {error})"
+            )
+            failure.__cause__ = error
+        elif classify(error).category is ErrorCategory.INTERNAL:
+            # Raised by the SDK while reading the stream (e.g. a JSONDecodeError on a malformed
+            # SSE line, or LiteLLM's MidStreamFallbackError wrapping one): provider garbage,
+            # not a bug in the caller's code.
+            failure = InvalidStreamError(
+                f"{source} stream could not be read ({type(error).__name__}: {error})"
             )
             failure.__cause__ = error
         else:
