@@ -19,13 +19,14 @@ demo: $(STAMP)
 	$(BIN)/l0 demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src instrumentation tests benchmarks
-	$(BIN)/ruff format --check src instrumentation tests benchmarks
+	$(BIN)/ruff check src instrumentation tests benchmarks dashboards
+	$(BIN)/ruff format --check src instrumentation tests benchmarks dashboards
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/l0 instrumentation/opentelemetry
 
 unit: $(STAMP)
+	bash scripts/ensure-prometheus.sh
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

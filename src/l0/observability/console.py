@@ -36,7 +36,7 @@ class SpanRecorder:
     exports them over OTLP/HTTP), and renders the spans of one trace as a tree."""
 
     def __init__(self, *, otlp_endpoint: str | None = None, service_name: str = "l0-demo"):
-        from opentelemetry import trace
+        from opentelemetry import metrics, trace
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -44,18 +44,29 @@ class SpanRecorder:
             InMemorySpanExporter,
         )
 
+        resource = Resource.create({"service.name": service_name})
         self._exporter = InMemorySpanExporter()
-        self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        self.provider = TracerProvider(resource=resource)
         self.provider.add_span_processor(SimpleSpanProcessor(self._exporter))
+        self.meter_provider: Any = None
         if otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            endpoint = otlp_endpoint.rstrip("/")
-            if not endpoint.endswith("/v1/traces"):
-                endpoint += "/v1/traces"
-            self.provider.add_span_processor(
-                BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter,
             )
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+            base = otlp_endpoint.rstrip("/").removesuffix("/v1/traces")
+            self.provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces"))
+            )
+            # Every second: a demo lasts seconds, and rate() needs more than one sample.
+            reader = PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=f"{base}/v1/metrics"), export_interval_millis=1000
+            )
+            self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+            metrics.set_meter_provider(self.meter_provider)
         trace.set_tracer_provider(self.provider)
 
     def take(self) -> Sequence[Any]:
@@ -65,7 +76,10 @@ class SpanRecorder:
         return spans
 
     def shutdown(self) -> None:
+        """Flush and stop the exporters."""
         self.provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()
 
     @staticmethod
     def tree(spans: Sequence[Any]) -> list[SpanLine]:
