@@ -272,6 +272,32 @@ async def test_cancelled_calls_are_counted_but_not_timed(otel: Any) -> None:
     assert "gen_ai.client.operation.duration" not in found
 
 
+async def test_cancelled_attempts_keep_their_reason(otel: Any) -> None:
+    clock = FakeClock()
+    result = await l0.run(stream=scripted_factory(["a", "b"], clock=clock), clock=clock)
+    async with result:
+        async for _ in result:
+            break
+    _, [attempt] = otel.metric_points()["l0.attempts"]
+    assert attempt.attributes["l0.outcome"] == "cancelled"
+    assert attempt.attributes["l0.attempt.reason"] == "initial"
+
+
+async def test_failed_sessions_carry_their_terminal_code(otel: Any) -> None:
+    clock = FakeClock()
+    drop = fail(ConnectionResetError("reset"))
+    result = await l0.run(
+        stream=scripted_factory([drop], clock=clock),
+        retry=l0.Retry(max_retries=1, base_delay=0, max_delay=0),
+        clock=clock,
+    )
+    with pytest.raises(l0.L0Error):
+        await result.read()
+    _, [session] = otel.metric_points()["l0.sessions"]
+    assert session.attributes["l0.outcome"] == "error"
+    assert session.attributes["error.type"] == "ALL_ATTEMPTS_EXHAUSTED"
+
+
 async def test_no_recorder_without_an_sdk_meter_provider() -> None:
     providers.set_meter_provider(NoOpMeterProvider())
     try:

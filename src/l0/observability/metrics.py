@@ -211,6 +211,9 @@ class MetricsRecorder:
 
     def _session(self, outcome: str, data: Mapping[str, Any]) -> None:
         attributes = {sc.L0_OUTCOME: outcome}
+        if outcome == "error" and data.get("error_code"):
+            # The terminal code tells exhausted sessions (ALL_ATTEMPTS_EXHAUSTED) from fatal ones.
+            attributes = allowed({**attributes, sc.ERROR_TYPE: data["error_code"]})
         self.sessions.add(1, attributes)
         duration = data.get("duration")
         if isinstance(duration, (int, float)):
@@ -250,7 +253,9 @@ class MetricsRecorder:
             allowed(
                 {
                     **where,
-                    sc.L0_ATTEMPT_REASON: data.get("reason"),
+                    # A cancelled attempt ends without end data: its span still knows why it ran.
+                    sc.L0_ATTEMPT_REASON: data.get("reason")
+                    or (phase.attributes or {}).get(sc.L0_ATTEMPT_REASON),
                     sc.L0_OUTCOME: outcome,
                 }
             ),
