@@ -204,6 +204,45 @@ async def run_operation(
     return ParallelResult(tuple(outcomes), op.elapsed()), stopped_by
 
 
+async def _run_jobs(
+    jobs: list[Job],
+    options: RunOptions,
+    on_event: Sink | None,
+    *,
+    limit: int | None,
+    batched: bool,
+    fail_fast: bool,
+    on_progress: Callable[[Progress], Any] | None,
+    shape: dict[str, int | None],
+) -> ParallelResult:
+    """The ``l0.parallel`` operation both entry points run (``shape``: its concurrency or
+    batch size, for the span and the start event)."""
+    op = Operation(
+        PhaseKind.PARALLEL,
+        start_type=T.PARALLEL_START,
+        end_type=T.PARALLEL_END,
+        on_event=on_event,
+        meta=options.meta,
+        clock=options.clock,
+        attributes={
+            "l0.parallel.tasks": len(jobs),
+            **{f"l0.parallel.{key}": value for key, value in shape.items()},
+        },
+        start_data={"tasks": len(jobs), **shape, "fail_fast": fail_fast},
+    )
+    result, stopped_by = await run_operation(
+        op,
+        options,
+        jobs,
+        limit=limit,
+        batched=batched,
+        fail_fast=fail_fast,
+        on_progress=on_progress,
+    )
+    _finish(op, result, stopped_by)
+    return result
+
+
 def _finish(op: Operation, result: ParallelResult, stopped_by: TaskOutcome | None) -> None:
     cancelled = sum(1 for o in result.outcomes if o.status == "cancelled")
     data = {"succeeded": result.succeeded, "failed": result.failed, "cancelled": cancelled}
@@ -281,27 +320,16 @@ async def parallel(
     keys = check_keys("parallel", rate_limit_key, len(task_list))
     options = make_options("parallel", retry, guardrails, timeout, on_event, meta, clock)
     jobs = [Job(i, task, keys[i]) for i, task in enumerate(task_list)]
-    op = Operation(
-        PhaseKind.PARALLEL,
-        start_type=T.PARALLEL_START,
-        end_type=T.PARALLEL_END,
-        on_event=on_event,
-        meta=options.meta,
-        clock=options.clock,
-        attributes={"l0.parallel.tasks": len(jobs), "l0.parallel.concurrency": limit},
-        start_data={"tasks": len(jobs), "concurrency": limit, "fail_fast": bool(fail_fast)},
-    )
-    result, stopped_by = await run_operation(
-        op,
-        options,
+    return await _run_jobs(
         jobs,
+        options,
+        on_event,
         limit=limit,
         batched=False,
         fail_fast=bool(fail_fast),
         on_progress=on_progress,
+        shape={"concurrency": limit},
     )
-    _finish(op, result, stopped_by)
-    return result
 
 
 async def batched(
@@ -342,27 +370,16 @@ async def batched(
     keys = check_keys("batched", rate_limit_key, len(item_list))
     options = make_options("batched", retry, guardrails, timeout, on_event, meta, clock)
     jobs = [Job(i, _bind(handler, item), keys[i]) for i, item in enumerate(item_list)]
-    op = Operation(
-        PhaseKind.PARALLEL,
-        start_type=T.PARALLEL_START,
-        end_type=T.PARALLEL_END,
-        on_event=on_event,
-        meta=options.meta,
-        clock=options.clock,
-        attributes={"l0.parallel.tasks": len(jobs), "l0.parallel.batch_size": size},
-        start_data={"tasks": len(jobs), "batch_size": size, "fail_fast": bool(fail_fast)},
-    )
-    result, stopped_by = await run_operation(
-        op,
-        options,
+    return await _run_jobs(
         jobs,
+        options,
+        on_event,
         limit=size,
         batched=True,
         fail_fast=bool(fail_fast),
         on_progress=on_progress,
+        shape={"batch_size": size},
     )
-    _finish(op, result, stopped_by)
-    return result
 
 
 def _bind(handler: Callable[[Any], Any], item: Any) -> Task:
