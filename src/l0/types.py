@@ -281,13 +281,14 @@ class State:
     """The live state of one session, readable at any time as ``result.state``.
 
     Content is kept as a list of parts so appending a token is O(1); ``content`` joins them on
-    demand and caches the result until the next token.
+    demand and keeps the joined text as the only part until the next token.
 
     Attributes:
-        token_count: content events received in the current attempt.
+        token_count: content events received in the current attempt (a continued attempt
+            adds to the previous one's count, since its text extends the same content).
         checkpoint: the last content that passed guardrails.
-        duration: seconds from session start to its end (or to now while running),
-            time to first token included; ``None`` before the session starts.
+        duration: seconds from session start to its end, time to first token included;
+            ``None`` while the session is running.
         time_to_first_token: seconds from session start to the first token the consumer saw.
         fallback_index: which target is (or was last) running: 0 primary, 1+ fallbacks.
         attempt: the 1-based number of the current attempt within the session.
@@ -323,17 +324,17 @@ class State:
     response_model: str | None = None
     error: L0Error | None = None
     _parts: list[str] = field(default_factory=list, repr=False)
-    _joined: str | None = field(default="", repr=False)
     _length: int = field(default=0, repr=False)
 
     @property
     def content(self) -> str:
         """The text of the current (after success: the winning) attempt."""
-        joined = self._joined
-        if joined is None:
-            joined = "".join(self._parts)
-            self._parts = [joined] if joined else []
-            self._joined = joined
+        parts = self._parts
+        if len(parts) == 1:
+            return parts[0]
+        joined = "".join(parts)
+        if joined:
+            parts[:] = (joined,)
         return joined
 
     @property
@@ -344,11 +345,9 @@ class State:
     def append(self, text: str) -> None:
         """Append delivered text (runtime use)."""
         self._parts.append(text)
-        self._joined = None
         self._length += len(text)
 
     def reset_content(self, text: str = "") -> None:
         """Replace the content, e.g. on a reset or a continuation (runtime use)."""
         self._parts = [text] if text else []
-        self._joined = text
         self._length = len(text)
