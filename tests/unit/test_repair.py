@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from l0._utils import auto_correct_json as utils_auto_correct_json
 from l0._utils import extract_json_from_markdown as utils_extract
+from l0.structured import repair as repair_module
 from l0.structured.repair import (
     NO_JSON,
-    UNPARSABLE,
     JSONRepairError,
     RepairResult,
     _repair,
@@ -414,6 +414,7 @@ def _repair_or_error(text: str) -> RepairResult | JSONRepairError:
 def _check_arbitrary(text: str) -> None:
     result = _repair_or_error(text)
     if isinstance(result, JSONRepairError):
+        # Never UNPARSABLE: that would mean the scanner emitted broken JSON.
         assert result.reason == NO_JSON, result
     else:
         # The text is real JSON and the value is what it says. (orjson reads integers
@@ -435,10 +436,50 @@ def test_arbitrary_text_never_breaks_the_repair(text: str) -> None:
     _check_arbitrary(text)
 
 
-def test_unparsable_reason_is_reserved_for_bugs() -> None:
-    # The scanner only emits valid JSON; UNPARSABLE would mean a bug, so the property
-    # test above asserts it never appears.
-    assert UNPARSABLE != NO_JSON
+_PIECES = st.sampled_from(
+    [
+        "{", "}", "[", "]", ",", ":", " ", "\n", '"a"', '"b c"', "'d'", "'e f'", '"x,y: z"',
+        '"it\'s"', "'q\"'", "1", "-2.5", "1e3", "true", "null", "True", "None", "False",
+        "// c\n", "/* x */", "# h\n", '"u // v"', '"w # z"', "abc", "tru", '"\\n"', "'",
+        '"', "01", "NaN", '"\\u00e9"', '"a\\"b"', '"x\ny"', "\t", "é", "{}", "[]",
+        "key_1", "a.b", "None_x", "'True'", '"None"', "x-y", "-", "'a b: c'",
+    ]
+)  # fmt: skip
+
+
+def _with_and_without_shortcuts(text: str, partial: bool) -> list[Any]:
+    """What ``_repair`` makes of ``text`` with its two shortcuts on, then off."""
+    results: list[Any] = []
+    for shortcuts in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(repair_module, "_BULK_RUNS", shortcuts)
+            try:
+                r = _repair(text, partial)
+            except JSONRepairError as e:
+                results.append(e.reason)
+            else:
+                results.append((r.text, r.corrections))
+    return results
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join), st.booleans())
+def test_shortcuts_read_like_the_token_scanner(text: str, partial: bool) -> None:
+    # Bulk runs copy many members per regex match and the cut-short path closes text with
+    # string operations: both must produce exactly what reading token by token produces.
+    with_shortcuts, without = _with_and_without_shortcuts(text, partial)
+    assert with_shortcuts == without
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(json_containers, st.sampled_from([None, 1]), st.booleans())
+def test_shortcuts_close_cut_json_like_the_token_scanner(
+    value: Any, indent: int | None, partial: bool
+) -> None:
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    for cut in range(1, len(text)):
+        with_shortcuts, without = _with_and_without_shortcuts(text[:cut], partial)
+        assert with_shortcuts == without, text[:cut]
 
 
 # --- adversarial inputs: each must finish in linear time, without recursion ---------------------
@@ -463,6 +504,13 @@ ADVERSARIAL = {
     "brackets_in_prose": "[x" * (MB // 2),
     "fences": "```" * (MB // 3),
     "unquoted_keys": "{" + "a:1 " * (MB // 4),
+    "missing_commas_in_object": "{" + '"a":1 ' * (MB // 6),
+    "strings_without_commas": "[" + '"a" ' * (MB // 4),
+    "comments_between_values": "[" + "/**/1 " * (MB // 6),
+    "python_members": "{" + "'a': True, " * (MB // 11),
+    "truncated_members": "{" + '"a": "x", ' * (MB // 10),
+    "nested_truncated": '[{"a": [' * (MB // 8),
+    "open_comment": "[1, /*" + "x" * MB,
 }
 
 

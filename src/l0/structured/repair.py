@@ -1,9 +1,12 @@
 """JSON auto-healing: turn what a model wrote into JSON that parses.
 
 Models wrap JSON in markdown fences and prose, stop mid-value when a stream is cut, and
-write JavaScript or Python instead of JSON. :func:`repair_json` undoes that in one
-left-to-right pass over the text (linear time, an explicit stack instead of recursion, no
-re-parsing loops) and reports every kind of fix it made as a short, stable name:
+write JavaScript or Python instead of JSON. :func:`repair_json` undoes that with one
+left-to-right scanner (:func:`_scan`): linear time, an explicit stack instead of recursion,
+nothing emitted ever revisited. Two shortcuts spare it most of the work and give the same
+result (the tests hold them to it): runs of valid members are copied one regex match at a
+time, and text that is valid JSON cut short is closed with C-level string operations and
+checked by orjson. Every kind of fix made is reported as a short, stable name:
 
 ``extracted_from_markdown``
     the JSON was taken out of a ```json (or plain ```) fence.
@@ -31,13 +34,16 @@ re-parsing loops) and reports every kind of fix it made as a short, stable name:
 ``fixed_numbers``, ``skipped_characters``
     the remaining syntax fixes (``fixed_numbers``: ``+1``, ``01``, ``.5``, ``1.``).
 
-Text that is already valid JSON is returned unchanged, byte for byte.
+Text that is already valid JSON is returned unchanged, byte for byte. Values are parsed by
+orjson (so integers beyond 64 bits come back as floats); valid JSON that orjson refuses,
+such as nesting deeper than 1024, is parsed without recursion instead.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +110,12 @@ def repair_json(text: str) -> RepairResult:
     Raises:
         JSONRepairError: ``text`` contains no JSON value.
     """
-    try:
-        # Fast path: most model output is already valid, and orjson says so in C.
-        return RepairResult(text, orjson.loads(text), ())
-    except orjson.JSONDecodeError:
-        pass
+    if _may_be_valid(text):
+        try:
+            # Fast path: most model output is already valid, and orjson says so in C.
+            return RepairResult(text, orjson.loads(text), ())
+        except orjson.JSONDecodeError:
+            pass
     return _repair(text, partial=False)
 
 
@@ -140,10 +147,11 @@ def parse_partial_json(text: str) -> Any | None:
     >>> parse_partial_json('```json\\n') is None
     True
     """
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
+    if _may_be_valid(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return _repair(text, partial=True).value
     except JSONRepairError:
@@ -170,6 +178,22 @@ def extract_json_from_markdown(text: str) -> str:
         if end > 0:
             return text[start:end]
     return text.strip()
+
+
+_MAY_END_JSON = frozenset('}]"0123456789el \t\n\r')
+
+
+def _may_be_valid(text: str) -> bool:
+    """A cheap test that rules out most truncated text before orjson is asked.
+
+    A failed ``orjson.loads`` costs more than repairing a short document; a wrong guess
+    here only costs speed, as the scanner returns valid JSON unchanged too.
+    """
+    return (
+        text[-1:] in _MAY_END_JSON
+        and text.count("{") == text.count("}")
+        and text.count("[") == text.count("]")
+    )
 
 
 # --- locating the JSON --------------------------------------------------------------------
@@ -265,6 +289,8 @@ _GARBAGE = re.compile(r"[^ \t\n\r\w{}\[\]\"',:/#.+\-]+")
 _RUNS = {c: re.compile(re.escape(c) + "+") for c in "}]:,"}
 
 _LITERALS = {"true": "true", "false": "false", "null": "null"}
+# Words that need no thought: the literals and the commonest small numbers.
+_PLAIN_WORDS = _LITERALS | {str(k): str(k) for k in range(-9, 100)}
 _PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
 _NONSTANDARD = {
     w: "null" for w in ("NaN", "-NaN", "Infinity", "-Infinity", "+Infinity", "undefined")
@@ -286,16 +312,34 @@ def _literal_prefixes() -> dict[str, str]:
 _LITERAL_PREFIXES = _literal_prefixes()
 _KNOWN_WORDS = frozenset(_LITERALS) | frozenset(_PYTHON_LITERALS) | frozenset(_NONSTANDARD)
 
-# Runs of complete members whose values are scalars, each valid JSON exactly as the scanner
-# would read it (a scalar must be followed by a separator or closer). Every piece is
-# anchored by a distinct first character, so a failed attempt gives back at most one member.
+# Runs of complete members whose values are scalars, valid JSON exactly as the scanner
+# would read it, are copied in one C-level regex match instead of token by token: most of a
+# broken document is still valid. A run ends with a comma (kept pending: it may be
+# trailing), with a last scalar before the closer ("last"), or with the head of a container
+# element ("head"). Each piece of a run begins with its own character class, so a failed
+# attempt gives back at most one member and the scanner reads that member itself. Strings
+# with escapes end a run too.
 _J_WS = r"[ \t\n\r]*"
-_J_STR = r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"'
-_J_SCALAR = rf"(?:{_J_STR}|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null)"
-_J_VALUE = rf"{_J_SCALAR}(?={_J_WS}[,\]}}])"
-_J_MEMBER = rf"{_J_WS}{_J_STR}{_J_WS}:{_J_WS}{_J_VALUE}"
-_ARRAY_RUN = re.compile(rf"(?:{_J_WS}{_J_VALUE}{_J_WS},)*(?:{_J_WS}{_J_VALUE})?")
-_OBJECT_RUN = re.compile(rf"(?:{_J_MEMBER}{_J_WS},)*(?:{_J_MEMBER})?")
+_J_VALUE = (
+    r'(?:"[^"\\\x00-\x1f]*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?'
+    r"|true|false|null)"
+)
+_J_KEY = rf'{_J_WS}"[^"\\\x00-\x1f]*"{_J_WS}:{_J_WS}'
+_ARRAY_RUN = re.compile(
+    rf"(?:{_J_WS}{_J_VALUE}{_J_WS},)*"
+    rf"(?:(?P<last>{_J_WS}{_J_VALUE}{_J_WS}(?=\]))|(?P<head>{_J_WS}(?=[{{\[])))?"
+)
+_OBJECT_RUN = re.compile(
+    rf"(?:{_J_KEY}{_J_VALUE}{_J_WS},)*"
+    rf"(?:(?P<last>{_J_KEY}{_J_VALUE}{_J_WS}(?=}}))|(?P<head>{_J_KEY}(?=[{{\[])))?"
+)
+# What the first non-blank character of a run can be; anything else is not worth a match.
+_ARRAY_RUN_START = frozenset('"-0123456789tfn')
+_OBJECT_RUN_START = frozenset('"')
+# Tests turn bulk runs and the cut-short fast path off, to check them against the
+# token-by-token scanner.
+_BULK_RUNS = True
+
 
 _DQ_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 _SQ_PLAIN = re.compile(r"[^'\"\\\x00-\x1f]*")
@@ -312,10 +356,12 @@ _HEX_PARTIAL = re.compile(r"[0-9a-fA-F]{0,3}")
 _SIMPLE_ESCAPES = frozenset('"\\/bfnrt')
 # After a closing quote inside a container, one of these means the string really ended.
 _ENDS_VALUE = frozenset(",:}]\"'{[/#-0123456789")
+_QUICK_CLOSE = frozenset(("", ",", "}", "]", ":"))
 _LITERAL_WORDS = ("true", "false", "null", "True", "False", "None")
 
 
 def _repair(text: str, partial: bool) -> RepairResult:
+    """Locate the JSON in ``text`` and repair it (``partial``: for a streaming prefix)."""
     fixes: dict[str, None] = {}
     s = text
     offset = 0
@@ -347,6 +393,36 @@ def _repair(text: str, partial: bool) -> RepairResult:
         else:
             scalar = None
             fixes["extracted_from_prose"] = None
+    if fixes and scalar is None:
+        # Taken from a fence or prose, the JSON itself is often valid. orjson stops where
+        # trailing prose begins; a container is never a prefix of a longer one, so if the
+        # text up to there parses, that is the value.
+        body = s[start:]
+        try:
+            value = orjson.loads(body)
+            out = body.rstrip(_JSON_WS)
+        except orjson.JSONDecodeError as e:
+            out = body[: e.pos].rstrip(_JSON_WS)
+            if len(out) == len(body.rstrip(_JSON_WS)):
+                out = ""  # stopped by the end of the text: cut short, not followed by prose
+            else:
+                try:
+                    value = orjson.loads(out)
+                except orjson.JSONDecodeError:
+                    out = ""
+                else:
+                    fixes["extracted_from_prose"] = None
+        if out:
+            return RepairResult(out, value, tuple(fixes))
+    if (
+        _BULK_RUNS
+        and scalar is None
+        and s.count("{", start) + s.count("[", start) > s.count("}", start) + s.count("]", start)
+    ):
+        closed = _close_prefix(s, start, partial)
+        if closed is not None:
+            fixes.update(dict.fromkeys(closed[2]))
+            return RepairResult(closed[0], closed[1], tuple(fixes))
     try:
         out, end = scalar if scalar is not None else _scan(s, start, partial, fixes)
     except JSONRepairError as e:
@@ -367,6 +443,136 @@ def _repair(text: str, partial: bool) -> RepairResult:
     return RepairResult(out, value, tuple(fixes))
 
 
+# --- the fast path for text cut short -------------------------------------------------------
+
+_FULL_STRING = re.compile(r'"[^"\\]*(?:\\[\s\S][^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_TO_CLOSER = str.maketrans("{[", "}]")
+_JSON_WS = " \t\n\r"
+_VALUE_END = frozenset('"0123456789el}]')
+_MAX_PASSES = 8  # bracket-pair removal passes; deeper nesting goes to the scanner
+
+
+def _close_prefix(s: str, start: int, partial: bool) -> tuple[str, Any, list[str]] | None:
+    """Close valid JSON that was cut short, mostly with C-level string operations.
+
+    The commonest damage by far is a stream that stopped. If ``s[start:]`` is valid JSON
+    up to a cut, the repair is that text, its last token settled as the scanner would
+    settle it, and the closers of what is still open. Complete strings are collapsed to
+    ``""`` so brackets and separators can be read without a tokenizer; orjson then has the
+    last word. Returns (text, value, corrections), or None when the scanner must decide
+    (the text has other damage too, or is nested too deeply for a few passes).
+    """
+    body = s[start:]
+    t = _FULL_STRING.sub('""', body)
+    n = len(body)
+    found: list[str] = []
+    open_quote = -1
+    if t.count('"') % 2:
+        k = t.rfind('"')
+        open_quote = n - (len(t) - k)  # the suffix after the last complete string is shared
+        t = t[:k]
+    brackets = _NOT_BRACKET.sub("", t)
+    for _ in range(_MAX_PASSES):
+        reduced = brackets.replace("[]", "").replace("{}", "")
+        if reduced == brackets:
+            break
+        brackets = reduced
+    else:
+        return None
+    if not brackets or "]" in brackets or "}" in brackets:
+        return None
+    in_object = brackets[-1] == "{"
+    # Positions at the end of t and of body line up: only whitespace and tokens other than
+    # complete strings lie after t's last collapsed string.
+    shift = n - len(t) if open_quote < 0 else open_quote - len(t)
+    tail = ""
+    keep_ws = False
+    if open_quote >= 0:
+        before = t.rstrip(_JSON_WS)
+        if in_object and before[-1:] in ("{", ","):
+            # A key cut off: the member goes, and the comma that introduced it.
+            found.append("dropped_dangling_key")
+            cut = len(before) + shift - (before[-1] == ",")
+            if before[-1] == "," and before[:-1].rstrip(_JSON_WS)[-1:] not in _VALUE_END:
+                return None
+        else:
+            fixes: dict[str, None] = {}
+            tail = _string(body, open_quote, n, '"', True, fixes)[0]
+            found.extend(fixes)
+            found.append("closed_string")
+            cut = open_quote
+            keep_ws = True
+    else:
+        end = t.rstrip(_JSON_WS)
+        cut = len(end) + shift
+        last = end[-1:]
+        if last in _WORD_END:
+            word_start = len(_WORD_TAIL.match(end[::-1]).group())  # type: ignore[union-attr]
+            word = end[len(end) - word_start :]
+            if end[: len(end) - word_start].rstrip(_JSON_WS)[-1:] not in (
+                (":",) if in_object else ("[", ",")
+            ):
+                return None  # a key, or a word out of place: the scanner's call
+            fixes = {}
+            token = _word_value(word, len(end) == len(t), partial, fixes)
+            if token is None:
+                return None
+            found.extend(fixes)
+            cut -= len(word)
+            if token:
+                tail = token
+                keep_ws = True
+            else:
+                found.append("dropped_incomplete_value")
+                end = end[: len(end) - len(word)].rstrip(_JSON_WS)
+                last = end[-1:]
+                cut = len(end) + shift
+        if tail:
+            pass
+        elif last == ",":
+            if end[:-1].rstrip(_JSON_WS)[-1:] not in _VALUE_END:
+                return None
+            found.append("trailing_comma")
+            cut -= 1
+        elif in_object and (last == ":" or last == '"'):
+            key_end = end[:-1].rstrip(_JSON_WS) if last == ":" else end
+            if not key_end.endswith('""'):
+                return None
+            prev = key_end[:-2].rstrip(_JSON_WS)[-1:]
+            if last == '"' and prev not in ("{", ","):
+                pass  # a complete value
+            else:
+                if prev not in ("{", ","):
+                    return None
+                # Drop the key (its quotes in body are found from the shared suffix).
+                close = len(key_end) - 1 + shift
+                q = body.rfind('"', 0, close)
+                if q < 1 or body[q - 1] == "\\":
+                    return None
+                found.append("dropped_dangling_key")
+                cut = q
+                head = body[:cut].rstrip(_JSON_WS)
+                if head[-1:] == ",":
+                    if head[:-1].rstrip(_JSON_WS)[-1:] not in _VALUE_END:
+                        return None  # a comma after nothing: the scanner says so
+                    cut = len(head) - 1
+        elif last not in ('"', "{", "[", "}", "]"):
+            return None
+    text = body[:cut] if keep_ws else body[:cut].rstrip(_JSON_WS)
+    text += tail + brackets[::-1].translate(_TO_CLOSER)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    found.append("closed_brackets")
+    return text, value, found
+
+
+_WORD_END = frozenset(string.ascii_letters + string.digits + "_.+-")
+_WORD_TAIL = re.compile(r"[\w.+\-]*")
+
+
 def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, int]:
     """Emit the repaired JSON value that starts at ``s[i]``; return it and where it ended.
 
@@ -379,37 +585,51 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
     pend: list[str] = []
     comma_at = -1  # index in pend of a pending comma
     key_at = -1  # index in pend of a pending key
+    held: dict[str, None] = {}  # fixes inside the pending key: they count once it stays
     lost_key = False  # a key was cut off by the end of the text
     stack: list[str] = []  # the closers still owed, innermost last
     open_objects = open_arrays = 0
     state = _VALUE
     try_run = False  # just after "{", "[" or ",": valid members may follow in bulk
+    ws_match = _WS.match
+    word_match = _WORD.match
     while i < n:
-        if try_run:
+        if try_run and _BULK_RUNS:
             try_run = False
-            # Most of a broken document is still valid; a run of complete scalar members
-            # is copied in one C-level regex match instead of token by token.
-            j = (_OBJECT_RUN if stack[-1] == "}" else _ARRAY_RUN).match(s, i).end()  # type: ignore[union-attr]
-            if j > i:
-                out.extend(pend)
-                pend.clear()
-                if s[j - 1] == ",":
-                    # The last comma may yet turn out to be trailing: keep it pending.
-                    out.append(s[i : j - 1])
-                    pend.append(",")
-                    comma_at = 0
-                else:
-                    out.append(s[i:j])
-                    comma_at = -1
-                    state = _AFTER
-                i = j
-                continue
+            obj = stack[-1] == "}"
+            # Peek past blanks at what comes next: a failed match costs more than a look.
+            first = s[i : i + 40].lstrip(_JSON_WS)[:1]
+            if first in (_OBJECT_RUN_START if obj else _ARRAY_RUN_START):
+                m = (_OBJECT_RUN if obj else _ARRAY_RUN).match(s, i)
+                assert m is not None  # every part is optional
+                j = m.end()
+                if j > i:
+                    out.extend(pend)
+                    pend.clear()
+                    run = s[i:j]
+                    i = j
+                    if m.lastgroup is not None:
+                        out.append(run)
+                        comma_at = -1
+                        state = _AFTER if m.lastgroup == "last" else _VALUE
+                    else:
+                        # Ended with a comma, which may yet turn out to be trailing: it
+                        # stays pending, with the blanks before it, as the scanner holds them.
+                        head = run[:-1].rstrip(_JSON_WS)
+                        out.append(head)
+                        if len(head) < len(run) - 1:
+                            pend.append(run[len(head) : -1])
+                        comma_at = len(pend)
+                        pend.append(",")
+                    continue
         c = s[i]
         if c in " \t\n\r":
-            j = _WS.match(s, i).end()  # type: ignore[union-attr]
+            j = ws_match(s, i).end()  # type: ignore[union-attr]
             pend.append(s[i:j])
+            if j >= n:
+                break
             i = j
-            continue
+            c = s[i]
 
         if c in "{[\"'" or c.isalnum() or c in "_.+-":
             if state == _AFTER:
@@ -418,6 +638,8 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
                 pend.insert(0, ",")
                 comma_at = 0
                 state = _KEY if stack[-1] == "}" else _VALUE
+                try_run = True
+                continue
             elif state == _COLON:
                 fixes["missing_colon"] = None
                 pend.insert(key_at + 1, ":")
@@ -425,7 +647,8 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
 
             if state == _KEY:
                 if c == '"' or c == "'":
-                    piece, i, closed = _string(s, i, n, c, False, fixes)
+                    held = {}
+                    piece, i, closed = _string(s, i, n, c, False, held)
                     if not closed:
                         lost_key = True
                         break
@@ -436,7 +659,7 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
                     fixes["skipped_characters"] = None  # e.g. "{{" from a prompt template
                     i += 1
                 else:
-                    m = _WORD.match(s, i)
+                    m = word_match(s, i)
                     if m is None:
                         fixes["skipped_characters"] = None
                         i += 1
@@ -445,7 +668,7 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
                     if i >= n:
                         lost_key = True
                         break
-                    fixes["unquoted_keys"] = None
+                    held = {"unquoted_keys": None}
                     key_at = len(pend)
                     pend.append('"' + m.group() + '"')
                     state = _COLON
@@ -456,6 +679,9 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
                 out.extend(pend)
                 pend.clear()
                 comma_at = key_at = -1
+                if held:
+                    fixes.update(held)
+                    held = {}
                 out.append(c)
                 if c == "{":
                     stack.append("}")
@@ -472,19 +698,24 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
                 out.extend(pend)
                 pend.clear()
                 comma_at = key_at = -1
+                if held:
+                    fixes.update(held)
+                    held = {}
                 out.append(piece)
                 if not closed:
                     fixes["closed_string"] = None
                     break
             else:
-                m = _WORD.match(s, i)
+                m = word_match(s, i)
                 if m is None:
                     fixes["skipped_characters"] = None
                     i += 1
                     continue
                 word = m.group()
                 i = m.end()
-                token = _word_value(word, i >= n, partial, fixes)
+                token = _PLAIN_WORDS.get(word) if i < n else None
+                if token is None:
+                    token = _word_value(word, i >= n, partial, fixes)
                 if token is None:
                     if not stack:
                         raise JSONRepairError(NO_JSON, m.start())
@@ -500,6 +731,9 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
                 out.extend(pend)
                 pend.clear()
                 comma_at = key_at = -1
+                if held:
+                    fixes.update(held)
+                    held = {}
                 out.append(token)
             if not stack:
                 return "".join(out), i
@@ -518,6 +752,7 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
                 fixes["dropped_dangling_key"] = None
                 del pend[key_at:]
                 key_at = -1
+                held = {}
                 state = _KEY
                 i = _WS0.match(s, i + 1).end()  # type: ignore[union-attr]
             else:
@@ -538,6 +773,7 @@ def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, i
                 continue
             if key_at >= 0:
                 fixes["dropped_dangling_key"] = None
+                held = {}
             elif comma_at >= 0:
                 fixes["trailing_comma"] = None
             else:
@@ -652,7 +888,11 @@ def _string(
     plain = _DQ_PLAIN if quote == '"' else _SQ_PLAIN
     j = i + 1
     k = plain.match(s, j).end()  # type: ignore[union-attr]
-    if k < n and s[k] == quote and (not lookahead or _closes(s, k, n)):
+    if (
+        k < n
+        and s[k] == quote
+        and (not lookahead or s[k + 1 : k + 2] in _QUICK_CLOSE or _closes(s, k, n))
+    ):
         if quote == '"':
             return s[i : k + 1], k + 1, True
         fixes["single_quotes"] = None
