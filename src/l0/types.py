@@ -349,5 +349,6 @@ class State:
 
     def reset_content(self, text: str = "") -> None:
         """Replace the content, e.g. on a reset or a continuation (runtime use)."""
-        self._parts = [text] if text else []
+        # In place: the runtime holds ``_parts.append`` for the length of an attempt.
+        self._parts[:] = (text,) if text else ()
         self._length = len(text)

@@ -802,3 +802,17 @@ async def test_short_inter_token_timer_applies_after_a_long_initial_one() -> Non
     assert await result.read() == "ab"
     assert result.state.errors[0].code is l0.ErrorCode.INTER_TOKEN_TIMEOUT
     assert clock.now() == pytest.approx(0.5)
+
+
+async def test_a_slow_consumer_then_a_stalled_stream_still_times_out() -> None:
+    # The timer fires while the consumer holds a chunk; the next read must still be watched.
+    clock = FakeClock()
+    factory = scripted_factory(["a", hang()], ["ok"], clock=clock)
+    result = await l0.run(
+        stream=factory, timeout=l0.Timeout(5, 10), retry=no_wait_retry(), clock=clock
+    )
+    async for event in result:
+        if event.is_token and event.text == "a":
+            await clock.sleep(30)
+    assert result.state.errors[0].code is l0.ErrorCode.INTER_TOKEN_TIMEOUT
+    assert result.state.content == "ok"

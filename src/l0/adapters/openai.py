@@ -43,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from l0._classify import classify
 from l0.adapters._close import close_iteration
 from l0.errors import (
     InvalidStreamError,
@@ -51,7 +52,6 @@ from l0.errors import (
     StreamError,
     TruncatedStreamError,
 )
-from l0._classify import classify
 from l0.types import ErrorCategory, Event, EventType, ToolCall, Usage
 
 __all__ = ["OpenAIAdapter", "OpenAIResponsesAdapter", "openai_events"]

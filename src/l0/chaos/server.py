@@ -82,7 +82,9 @@ class ChaosServer:
         import uvicorn
 
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only turns Nagle off (TCP_NODELAY) on sockets that say
+        # they are TCP; otherwise every short response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         # Binding ourselves (rather than letting uvicorn do it) is what makes port=0 work:
         # we learn the port before serving, with no window for another process to take it.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import FunctionType
 from typing import Any
 
 from l0.config import ConfigError
@@ -69,24 +70,33 @@ class Target:
             _OPENING.reset(token)
 
 
-def _takes_context(factory: StreamFactory) -> bool:
+def _required_positional(factory: StreamFactory) -> int:
+    """How many positional parameters ``factory`` requires (-1: no signature to read)."""
+    if type(factory) is FunctionType and not factory.__dict__:
+        # A plain function or lambda (no ``__wrapped__``/``__signature__``): the code object
+        # says it all, in a fraction of inspect.signature's ~4 µs per session.
+        return factory.__code__.co_argcount - len(factory.__defaults__ or ())
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
-        return False
-    required = [
-        p
+        return -1
+    return sum(
+        1
         for p in signature.parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
-    if len(required) > 1:
+    )
+
+
+def _takes_context(factory: StreamFactory) -> bool:
+    required = _required_positional(factory)
+    if required > 1:
         raise ConfigError(
             "run",
             "stream",
             "a stream factory takes no parameter or one (an AttemptContext)",
             factory,
         )
-    return len(required) == 1
+    return required == 1
 
 
 def make_targets(stream: Any, fallbacks: Sequence[Any] | None) -> list[Target]:

@@ -55,6 +55,9 @@ class Decision:
 
 _NETWORK_KINDS = (ErrorCategory.NETWORK, ErrorCategory.TRANSIENT)
 _MODEL_KINDS = (ErrorCategory.MODEL, ErrorCategory.CONTENT)
+# Jitter for sessions given no seeded rng. One shared generator: seeding a new one per session
+# reads the OS entropy pool (~9 µs a session), and unseeded jitter needs no isolation.
+_JITTER = random.Random()
 
 
 class RetryBudget:
@@ -72,7 +75,7 @@ class RetryBudget:
 
     def __init__(self, config: Retry, rng: random.Random | None = None) -> None:
         self.config = config
-        self.rng = rng or config.rng or random.Random()
+        self.rng = rng or config.rng or _JITTER
         self.session_retries = 0
         self.model_retries = 0
         self.network_retries = 0

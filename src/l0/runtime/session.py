@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
@@ -41,7 +42,7 @@ from l0.runtime.checkpoint import OverlapTrimmer
 from l0.runtime.clock import SYSTEM_CLOCK, Clock
 from l0.runtime.fallback import Target
 from l0.runtime.retry import Action, Decision, RetryBudget
-from l0.runtime.timeouts import Watchdog
+from l0.runtime.timeouts import Watchdog, task_getter
 from l0.types import (
     AttemptContext,
     AttemptReason,
@@ -66,6 +67,9 @@ _NETWORK_KINDS = (ErrorCategory.NETWORK, ErrorCategory.TRANSIENT)
 _PRIMITIVES = (str, bool, int, float)
 # Keeps close tasks started from __del__ alive until they finish.
 _closing: set[asyncio.Task[None]] = set()
+# The defaults are frozen: one instance serves every session (validation costs ~2 µs).
+_DEFAULT_RETRY = Retry()
+_DEFAULT_TIMEOUT = Timeout()
 
 
 class _AttemptFailed(Exception):
@@ -183,6 +187,7 @@ class Session:
         if self.finished or self.abort_requested:
             return
         self.abort_requested = True
+        self.watchdog.attention = True  # checked before every read
         self.state.aborted = True
         self.bus.emit(T.ABORT, {"attempt": self.state.attempt})
         self.watchdog.trip("abort")
@@ -515,7 +520,9 @@ class _Attempt:
         self.complete_raw: Any = None
         self.first_at: float | None = None
         self.max_gap = 0.0
-        self.passed_length = session.state.content_length
+        # Where the checkpoint ends: None while every appended character passed the guardrails
+        # (the common case, kept without a store per chunk); set when a violation fails them.
+        self.passed_length: int | None = None
         self.started_at = session.clock.now()
         self.guards: GuardrailRun | None = None
         self.guard_phase: Phase | None = None
@@ -542,7 +549,8 @@ class _Attempt:
         session._open.append(self.phase)
 
     def checkpoint_text(self) -> str:
-        return self.session.state.content[: self.passed_length]
+        content = self.session.state.content
+        return content if self.passed_length is None else content[: self.passed_length]
 
     def target_attributes(self) -> dict[str, Any] | None:
         """The ``chat`` span's response attributes, from this (its last) attempt."""
@@ -639,8 +647,9 @@ class _Attempt:
     def _failure(self, error: BaseException) -> _AttemptFailed:
         return _AttemptFailed(error, classify(error))
 
-    def _violations(self, found: list[GuardrailViolation]) -> None:
-        """Record violations; raise when one of them fails the attempt."""
+    def _violations(self, found: list[GuardrailViolation], pending: int = 0) -> None:
+        """Record violations; raise when one of them fails the attempt. ``pending``: how many
+        characters at the end of the content are the delta being checked (not yet passed)."""
         session = self.session
         state = session.state
         blocking: list[GuardrailViolation] = []
@@ -682,9 +691,13 @@ class _Attempt:
         if blocking:
             # Rules scan in small batches, so the offending text may already have been
             # delivered: the checkpoint stops where the violation starts.
+            passed = self.passed_length
+            if passed is None:
+                passed = state.content_length - pending
             positions = [v.position for v in blocking if v.position is not None]
             if positions:
-                self.passed_length = max(0, min(self.passed_length, *positions))
+                passed = max(0, min(passed, *positions))
+            self.passed_length = passed
             rules = ", ".join(sorted({v.rule for v in blocking}))
             error = GuardrailError(
                 f"guardrail violation ({rules}): {blocking[0].message}", blocking
@@ -747,6 +760,13 @@ class _Attempt:
 
         raw: Any = None
         events: AsyncIterator[Event] | None = None
+        # The attempt's counters live in locals while it runs (a local costs less than an
+        # attribute, per chunk); they are stored on the attempt before _end_phase and in the
+        # finally block, which is where the session reads them. Every chunk received is
+        # delivered, except tokens the continuation trimmer swallows whole (and its final
+        # flush delivers one more).
+        received = undelivered = 0
+        max_gap = 0.0
         watchdog.reset()
         try:
             # Open the stream (the HTTP request happens here) under the initial deadline, with
@@ -789,22 +809,35 @@ class _Attempt:
                     sc.GEN_AI_PROVIDER_NAME, sc.provider_for_adapter(adapter.name)
                 )
 
-            last = self.started_at
+            # The per-chunk loop. Everything that can be decided once per attempt is decided
+            # here, before it: the limits before and after the first chunk, the bound methods
+            # the loop calls, how the running task is found (see timeouts.task_getter).
+            first_step = initial or None
+            first_kind = "initial"
+            if idle is not None and (first_step is None or idle < first_step):
+                first_step, first_kind = idle, "idle"
+            steady_step = inter or None
+            steady_kind = "inter"
+            if idle is not None and (steady_step is None or idle < steady_step):
+                steady_step, steady_kind = idle, "idle"
+            watchdog.expect(self.started_at, first_step, first_kind)
+            read = events.__anext__
+            now_fn = clock.now
+            current_task = task_getter()
+            append_part = state._parts.append  # State.append, inlined below
+            trimming = trimmer is not None and not trimmer.done
+            first_seen = False
+            last = math.inf  # arrival of the previous chunk (no gap before the first one)
             while True:
-                if session.abort_requested:
-                    raise _Aborted()
-                if self.first_at is None:
-                    deadline = self.started_at + initial if initial else None
-                    kind = "initial"
-                else:
-                    deadline = last + inter if inter else None
-                    kind = "inter"
-                if idle is not None and (deadline is None or last + idle < deadline):
-                    deadline = last + idle
-                    kind = "idle"
-                watchdog.begin_read(deadline, kind)
+                if watchdog.attention:
+                    if session.abort_requested:
+                        raise _Aborted()
+                    watchdog.attention = False
+                    watchdog.rearm()
+                watchdog.task = current_task()
+                watchdog.reading = True
                 try:
-                    event = await events.__anext__()
+                    event = await read()
                 except StopAsyncIteration:
                     break
                 except asyncio.CancelledError:
@@ -812,7 +845,7 @@ class _Attempt:
                         raise
                     if watchdog.fired == "abort":
                         raise _Aborted() from None
-                    raise self._timeout(watchdog.fired or kind, clock.now()) from None
+                    raise self._timeout(watchdog.fired or watchdog.kind, now_fn()) from None
                 finally:
                     watchdog.reading = False
                 if watchdog.fired is not None:
@@ -821,58 +854,70 @@ class _Attempt:
                     if watchdog.fired == "abort":
                         raise _Aborted()
                     watchdog.fired = None
-                now = clock.now()
+                now = now_fn()
                 event.ts = now
                 etype = event.type
                 if etype is _TOKEN:
                     text = event.text
                     if not text:
                         continue
-                    self.received += 1
-                    if self.first_at is None:
+                    received += 1
+                    if now - last > max_gap:
+                        max_gap = now - last
+                    last = now
+                    if first_seen:
+                        watchdog.since = now
+                    else:
+                        first_seen = True
                         self.first_at = now
                         if state.time_to_first_token is None:
                             state.time_to_first_token = now - session.started_at
-                    elif now - last > self.max_gap:
-                        self.max_gap = now - last
-                    last = now
-                    if trimmer is not None and not trimmer.done:
+                        watchdog.expect(now, steady_step, steady_kind)
+                    if trimming:
+                        assert trimmer is not None
                         trimmed = trimmer.feed(text)
+                        trimming = not trimmer.done
                         if not trimmed:
+                            undelivered += 1
                             continue
                         if trimmed is not text:
                             event = Event(_TOKEN, text=trimmed, ts=now)
                             text = trimmed
-                    state.append(text)
+                    append_part(text)
+                    state._length += len(text)
                     state.token_count += 1
                     if streaming_guards:
                         assert guards is not None
-                        checked = guards.check_delta(state, text)
+                        checked = guards.check(state, text)
                         if checked:
                             found = checked if isinstance(checked, list) else await checked
                             if found:
-                                self._violations(found)
-                    self.passed_length = state.content_length
-                    self.delivered += 1
+                                self._violations(found, len(text))
                     yield event
                 elif etype is _TOOL_CALL_DELTA:
-                    self.received += 1
-                    if self.first_at is None:
-                        self.first_at = now
+                    received += 1
                     last = now
-                    self.delivered += 1
+                    if first_seen:
+                        watchdog.since = now
+                    else:
+                        first_seen = True
+                        self.first_at = now
+                        watchdog.expect(now, steady_step, steady_kind)
                     yield event
                 elif etype is _TOOL_CALL:
-                    self.received += 1
-                    if self.first_at is None:
-                        self.first_at = now
+                    received += 1
                     last = now
+                    if first_seen:
+                        watchdog.since = now
+                    else:
+                        first_seen = True
+                        self.first_at = now
+                        watchdog.expect(now, steady_step, steady_kind)
                     call = _tool_call(event.data, len(tool_calls))
                     tool_calls.append(call)
                     session.bus.emit(
                         T.TOOL_CALL, {"name": call.name, "id": call.id, "index": call.index}
                     )
-                    self.delivered += 1
                     yield event
                 elif etype is _COMPLETE:
                     self._complete(event)
@@ -895,16 +940,17 @@ class _Attempt:
                         pending = guards.check_delta(state, rest)
                         found = pending if isinstance(pending, list) else await pending
                         if found:
-                            self._violations(found)
-                    self.passed_length = state.content_length
-                    self.delivered += 1
+                            self._violations(found, len(rest))
+                    undelivered -= 1
                     yield Event(_TOKEN, text=rest, ts=clock.now())
-            if self.received == 0:
+            if received == 0:
                 raise self._failure(ZeroOutputError("the stream completed with no output"))
             if guards is not None and guards.checkers:
                 await self._final_checks(guards)
+            self._store_counters(received, undelivered, max_gap)
             self._end_phase(Outcome.COMPLETED)
         finally:
+            self._store_counters(received, undelivered, max_gap)
             watchdog.stop()
             if events is not None:
                 closer = getattr(events, "aclose", None)
@@ -915,6 +961,11 @@ class _Attempt:
                         pass
             if raw is not None:
                 await close_stream(raw)
+
+    def _store_counters(self, received: int, undelivered: int, max_gap: float) -> None:
+        self.received = received
+        self.delivered = received - undelivered
+        self.max_gap = max_gap
 
     async def _final_checks(self, guards: GuardrailRun) -> None:
         session = self.session
@@ -975,22 +1026,24 @@ class _Iteration:
     (``break``, ``return``, an exception in the body) this object is dropped and closes the
     session, so the provider connection is released at once rather than at GC time."""
 
-    __slots__ = ("__weakref__", "_result")
+    __slots__ = ("__weakref__", "_anext", "_result")
 
     def __init__(self, result: Result) -> None:
         self._result = result
+        self._anext = result._session._generator.__anext__
 
     def __aiter__(self) -> _Iteration:
         return self
 
     def __anext__(self) -> Any:
-        return self._result._session._generator.__anext__()
+        return self._anext()
 
     def __del__(self) -> None:
         session = self._result._session
         if session.finished:
             return
         session.abort_requested = True
+        session.watchdog.attention = True
         session.state.aborted = True
         try:
             loop = asyncio.get_running_loop()
@@ -1076,6 +1129,7 @@ class Result:
         session = self._session
         if not session.finished:
             session.abort_requested = True
+            session.watchdog.attention = True
             session.state.aborted = True
         await session._generator.aclose()
         if not session.finished:
@@ -1116,11 +1170,11 @@ def build_session(
 ) -> Session:
     """Validate every option (raising :class:`l0.ConfigError`) and build the session."""
     if retry is None:
-        retry = Retry()
+        retry = _DEFAULT_RETRY
     elif not isinstance(retry, Retry):
         raise ConfigError("run", "retry", "must be an l0.Retry", retry)
     if timeout is None:
-        timeout = Timeout()
+        timeout = _DEFAULT_TIMEOUT
     elif not isinstance(timeout, Timeout):
         raise ConfigError("run", "timeout", "must be an l0.Timeout", timeout)
     if on_event is not None and not callable(on_event):
