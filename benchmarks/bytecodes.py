@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.lines:
         for name, r in results.items():
             print(f"\n{name}, per line:")
-            for key in sorted(k for k in r if not isinstance(k, str) and k[0] in args.lines):
+            keys = (k for k in r if not isinstance(k, str) and k[0] in args.lines)
+            for key in sorted(keys, key=lambda k: (k[0], k[1] or 0)):
                 if r[key] >= 0.05:
                     print(f"  {r[key]:6.1f}  {key[0]}:{key[1]}")
     return 0

@@ -3,17 +3,40 @@
 An adapter must preserve text exactly, never raise (a failure becomes an ``ERROR`` event whose
 ``error`` is the exception), and emit at most one ``COMPLETE`` event, at the end. The runtime
 synthesizes ``COMPLETE`` when an adapter does not.
+
+Two ways to write one:
+
+- ``wrap(stream)``: an async iterator of events. Simple, and enough for a custom adapter.
+- ``decoder(stream)`` (optional, preferred by the runtime): a :class:`Decoder`, which reads
+  one chunk at a time *synchronously*. The session then awaits the provider's own iterator
+  and decodes each chunk in its loop: no generator stands between the provider and the
+  consumer, which is most of what a layer costs per chunk. The built-in adapters provide
+  both; :func:`decoded_events` turns a decoder into the ``wrap()`` iterator.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from l0.types import Event
+from l0.adapters._close import close_stream
+from l0.errors import InvalidStreamError, StreamError
+from l0.types import Event, EventType
 
-__all__ = ["Adapter", "Adapters", "NoAdapterError"]
+__all__ = [
+    "Adapter",
+    "Adapters",
+    "Decoder",
+    "EventsDecoder",
+    "NoAdapterError",
+    "decoded_events",
+    "error_events",
+    "open_decoder",
+]
+
+_TOKEN = EventType.TOKEN
+_ERROR = EventType.ERROR
 
 
 @runtime_checkable
@@ -27,8 +50,143 @@ class Adapter(Protocol):
         ...
 
     def wrap(self, stream: Any) -> AsyncIterator[Event]:
-        """Convert the provider stream to l0 events."""
+        """Convert the provider stream to l0 events. (An adapter may also provide
+        ``decoder(stream)`` returning a :class:`Decoder`; the runtime then uses that.)"""
         ...
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """One attempt's reading of one provider stream, a chunk at a time.
+
+    The runtime awaits ``chunks.__anext__()`` itself and, for each chunk, calls :meth:`text`
+    first: the fast path for a chunk that carries nothing but content text. Only when it
+    returns ``None`` does it call :meth:`events`. Neither method awaits; an exception from
+    either becomes :meth:`invalid`'s event. When ``chunks`` is exhausted the runtime takes
+    :meth:`finish`'s events; when it raises, :meth:`failed`'s. :meth:`aclose` is awaited once,
+    however the attempt ends.
+    """
+
+    chunks: AsyncIterator[Any]
+    """The provider's chunk iterator (what the runtime awaits)."""
+
+    def text(self, chunk: Any) -> str | None:
+        """The chunk's text when it is a plain content chunk (non-empty ``str``), else
+        ``None``: it must return ``None`` for any object it does not recognize."""
+        ...
+
+    def events(self, chunk: Any) -> Sequence[Event]:
+        """Everything ``chunk`` means, in order (empty when it means nothing yet). An
+        ``ERROR`` event ends the stream."""
+        ...
+
+    def finish(self) -> Sequence[Event]:
+        """The events due when the stream ends: ``COMPLETE`` or ``ERROR``, maybe after the
+        tool calls still pending."""
+        ...
+
+    def failed(self, error: BaseException) -> Event:
+        """The ``ERROR`` event for ``error``, raised by the provider's iterator."""
+        ...
+
+    def invalid(self, chunk: Any, error: Exception) -> Event:
+        """The ``ERROR`` event for a chunk :meth:`text` or :meth:`events` could not read."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the provider stream (never raises ``Exception``)."""
+        ...
+
+
+def open_decoder(adapter: Adapter, stream: Any) -> Decoder:
+    """``adapter``'s decoder for ``stream``: its own, or one over its ``wrap()`` events."""
+    make = getattr(adapter, "decoder", None)
+    if make is not None:
+        decoder: Decoder = make(stream)
+        return decoder
+    return EventsDecoder(adapter.wrap(stream))
+
+
+class EventsDecoder:
+    """A :class:`Decoder` over an async iterator of ready-made events (an adapter's
+    ``wrap()``): each event is passed on unchanged."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, events: AsyncIterator[Event]) -> None:
+        self.chunks = events.__aiter__()
+
+    def text(self, chunk: Any) -> str | None:
+        return None
+
+    def events(self, chunk: Any) -> Sequence[Event]:
+        if not isinstance(chunk, Event):
+            raise InvalidStreamError(
+                f"adapter yielded a {type(chunk).__qualname__}, expected l0.Event"
+            )
+        return (chunk,)
+
+    def finish(self) -> Sequence[Event]:
+        return ()
+
+    def failed(self, error: BaseException) -> Event:
+        # The adapter broke its contract (it must not raise): still one classified failure.
+        return Event(_ERROR, error=error)
+
+    def invalid(self, chunk: Any, error: Exception) -> Event:
+        return Event(_ERROR, error=invalid_chunk(error, chunk, "adapter"))
+
+    async def aclose(self) -> None:
+        await close_stream(self.chunks)
+
+
+def invalid_chunk(error: Exception, chunk: Any, source: str) -> Exception:
+    """``error``, raised while reading ``chunk``, as the stream failure it stands for."""
+    if isinstance(error, StreamError):
+        return error
+    failure = InvalidStreamError(
+        f"{source} adapter could not interpret a {type(chunk).__qualname__} chunk "
+        f"({type(error).__name__}: {error})"
+    )
+    failure.__cause__ = error
+    return failure
+
+
+async def decoded_events(decoder: Decoder) -> AsyncGenerator[Event, None]:
+    """A decoder's events as an async iterator (what an adapter's ``wrap()`` returns). Never
+    raises ``Exception``: a failure is the last event, an ``ERROR``. Closes the stream
+    however it ends."""
+    try:
+        chunks = decoder.chunks
+        while True:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as error:
+                yield decoder.failed(error)
+                return
+            try:
+                text = decoder.text(chunk)
+                events = decoder.events(chunk) if text is None else (Event(_TOKEN, text),)
+            except Exception as error:
+                yield decoder.invalid(chunk, error)
+                return
+            for event in events:
+                yield event
+                if event.type is _ERROR:
+                    return
+        for event in decoder.finish():
+            yield event
+    finally:
+        await decoder.aclose()
+
+
+async def error_events(error: Exception, stream: Any) -> AsyncGenerator[Event, None]:
+    """What ``wrap()`` returns for a stream it cannot read at all: one ``ERROR`` event (the
+    stream is closed first)."""
+    await close_stream(stream)
+    yield Event(_ERROR, error=error)
 
 
 class NoAdapterError(TypeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from l0.adapters.openai import openai_events
+from l0.adapters.openai import OpenAIDecoder, openai_events
 from l0.types import Event
 
 __all__ = ["LiteLLMAdapter"]
@@ -36,3 +36,7 @@ class LiteLLMAdapter:
     def wrap(self, stream: Any) -> AsyncGenerator[Event, None]:
         """Turn LiteLLM's chunks into events; never raises (see :mod:`l0.adapters.openai`)."""
         return openai_events(stream, source=self.name)
+
+    def decoder(self, stream: Any) -> OpenAIDecoder:
+        """The runtime's per-chunk reader of the stream (the OpenAI one)."""
+        return OpenAIDecoder(stream, source=self.name)

@@ -38,23 +38,23 @@ from __future__ import annotations
 import enum
 import sys
 import typing
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from l0._classify import classify
 from l0.adapters._close import close_iteration
+from l0.adapters.base import decoded_events, error_events, invalid_chunk
 from l0.errors import (
     InvalidStreamError,
     ModelRefusalError,
     ProviderStreamError,
-    StreamError,
     TruncatedStreamError,
 )
 from l0.types import ErrorCategory, Event, EventType, ToolCall, Usage
 
-__all__ = ["OpenAIAdapter", "OpenAIResponsesAdapter", "openai_events"]
+__all__ = ["OpenAIAdapter", "OpenAIDecoder", "OpenAIResponsesAdapter", "openai_events"]
 
 _TOKEN = EventType.TOKEN
 _TOOL_CALL_DELTA = EventType.TOOL_CALL_DELTA
@@ -88,6 +88,10 @@ class OpenAIAdapter:
         """Turn the stream's chunks into events; never raises (see the module docstring)."""
         return openai_events(stream, source=self.name)
 
+    def decoder(self, stream: Any) -> OpenAIDecoder:
+        """The runtime's per-chunk reader of the stream (see :class:`OpenAIDecoder`)."""
+        return OpenAIDecoder(stream, source=self.name)
+
 
 class OpenAIResponsesAdapter:
     """Adapter for OpenAI Responses API streams (``client.responses.create(stream=True)``
@@ -108,6 +112,10 @@ class OpenAIResponsesAdapter:
     def wrap(self, stream: Any) -> AsyncGenerator[Event, None]:
         """Turn the stream's events into l0 events; never raises."""
         return openai_events(stream, source=self.name)
+
+    def decoder(self, stream: Any) -> OpenAIDecoder:
+        """The runtime's per-chunk reader of the stream (see :class:`OpenAIDecoder`)."""
+        return OpenAIDecoder(stream, source=self.name)
 
 
 def _is_responses_type(tp: Any, depth: int = 0) -> bool:
@@ -130,7 +138,7 @@ class _Kind(enum.Enum):
     SKIP = 4  # the chat helper's derived events, which repeat what the chunks said
 
 
-async def openai_events(stream: Any, *, source: str) -> AsyncGenerator[Event, None]:
+def openai_events(stream: Any, *, source: str) -> AsyncGenerator[Event, None]:
     """The events of an OpenAI-shaped stream; ``source`` names the adapter in error messages.
 
     Shared by the OpenAI and LiteLLM adapters. Never raises ``Exception``: a failure of the
@@ -138,120 +146,196 @@ async def openai_events(stream: Any, *, source: str) -> AsyncGenerator[Event, No
     shape one carrying :class:`~l0.errors.InvalidStreamError`. The provider stream is closed
     when the generator ends, however it ends (exhausted, failed, ``aclose()``, cancelled).
     """
-    chat = _ChatState()
-    responses: _ResponsesState | None = None
-    kinds: dict[type[Any], _Kind] = {}
-    chat_cls: type[Any] | None = None
-    iterator: Any = None
-    chunk: Any = None
-    failure: BaseException | None = None
-    # True while l0's own code works on a chunk: an exception then means "l0 could not read
-    # this chunk", not "the provider failed". One flag instead of a try block per chunk.
-    busy = False
     try:
+        decoder = OpenAIDecoder(stream, source=source)
+    except InvalidStreamError as error:
+        return error_events(error, stream)
+    return decoded_events(decoder)
+
+
+class OpenAIDecoder:
+    """The :class:`~l0.adapters.base.Decoder` of an OpenAI-shaped stream (one attempt).
+
+    ``text`` is the per-chunk fast path: once a ``ChatCompletionChunk``-like class has been
+    seen (and the response's id read from it), a chunk of that class whose only news is one
+    piece of content for choice 0 is answered with a few attribute reads. Anything else —
+    the first chunk, tool calls, finish reasons, usage, refusals, dicts, Responses events —
+    goes through ``events``.
+    """
+
+    __slots__ = (
+        "_chat_cls",
+        "_delta_cls",
+        "_fast",
+        "_kinds",
+        "_responses",
+        "chat",
+        "chunks",
+        "source",
+        "stream",
+    )
+
+    def __init__(self, stream: Any, *, source: str) -> None:
         if not hasattr(stream, "__aiter__"):
             raise InvalidStreamError(
                 f"{source} adapter needs an async iterable, got {type(stream).__qualname__}"
             )
-        iterator = stream.__aiter__()
-        async for chunk in iterator:
-            busy = True
-            view = chunk
-            if chunk.__class__ is not chat_cls:
-                kind, view = _classify(chunk, kinds, source)
-                if kind is _Kind.CHAT:
-                    if view is chunk:
-                        chat_cls = chunk.__class__
-                elif kind is _Kind.WRAPPED:
-                    view = chunk.chunk
-                elif kind is _Kind.RESPONSES:
-                    if responses is None:
-                        responses = _ResponsesState()
-                    event_type = view.type
-                    if event_type == "response.output_text.delta":
-                        text = view.delta
-                        if text:
-                            if not isinstance(text, str):
-                                raise _not_text(text, source)
-                            yield Event(_TOKEN, text)
-                    else:
-                        event = responses.feed(view, event_type)
-                        if event is not None:
-                            yield event
-                        if responses.failure is not None:
-                            failure = responses.failure
-                            break
-                    busy = False
-                    continue
-                else:
-                    busy = False
-                    continue
+        self.stream = stream
+        self.source = source
+        self.chunks: AsyncIterator[Any] = stream.__aiter__()
+        self.chat = _ChatState()
+        self._responses: _ResponsesState | None = None
+        self._kinds: dict[type[Any], _Kind] = {}
+        # _chat_cls: the chat chunk class read without classifying; _fast: the same class once
+        # its chunks may take the text fast path; _delta_cls: the Responses text-delta class.
+        self._chat_cls: type[Any] | None = None
+        self._fast: type[Any] | None = None
+        self._delta_cls: type[Any] | None = None
 
-            choices = view.choices
-            if choices:
-                choice = choices[0]
-                if choice.index:
-                    choice = _choice_zero(choices, source)
-                if choice is not None:
-                    delta = choice.delta
-                    if delta is not None:
-                        content = delta.content
-                        if content:
-                            if content.__class__ is not str and not isinstance(content, str):
-                                raise _not_text(content, source)
-                            yield Event(_TOKEN, content)
-                        else:
-                            # A refusal streams instead of content, never beside it; reading it
-                            # only here spares content chunks a slow miss on LiteLLM objects.
-                            refusal = getattr(delta, "refusal", None)
-                            if refusal:
-                                chat.refusal.append(refusal)
-                        tool_calls = delta.tool_calls
-                        if tool_calls:
-                            for call in tool_calls:
-                                yield chat.tool_call_delta(call)
-                        function_call = delta.function_call
-                        if function_call is not None:
-                            yield chat.function_call_delta(function_call)
-                    finish_reason = choice.finish_reason
-                    if finish_reason is not None:
-                        chat.finish_reason = finish_reason
-                        if chat.calls:
-                            for event in chat.take_tool_calls():
-                                yield event
-            usage = getattr(view, "usage", None)
-            if usage is not None:
-                chat.usage = _usage(usage)
-            if chat.response_id is None:
-                chat.capture(view)
-            busy = False
-    except Exception as error:
-        if busy and not isinstance(error, StreamError):
-            failure = InvalidStreamError(
-                f"{source} adapter could not interpret a {type(chunk).__qualname__} chunk "
-                f"({type(error).__name__}: {error})"
-            )
-            failure.__cause__ = error
-        elif classify(error).category is ErrorCategory.INTERNAL:
+    def text(self, chunk: Any) -> str | None:
+        cls = chunk.__class__
+        if cls is self._fast:
+            try:
+                (choice,) = chunk.choices
+            except (ValueError, TypeError):
+                return None  # no choice (a usage chunk), several, or none at all
+            if choice.index or choice.finish_reason is not None or chunk.usage is not None:
+                return None
+            delta = choice.delta
+            content = delta.content
+            if (
+                content.__class__ is str
+                and content
+                and not delta.tool_calls
+                and delta.function_call is None
+            ):
+                return content
+            return None
+        if cls is self._delta_cls:
+            text = chunk.delta
+            if text.__class__ is str and text:
+                return text
+        return None
+
+    def events(self, chunk: Any) -> Sequence[Event]:
+        source = self.source
+        view = chunk
+        if chunk.__class__ is not self._chat_cls:
+            kind, view = _classify(chunk, self._kinds, source)
+            if kind is _Kind.CHAT:
+                if view is chunk:
+                    self._chat_cls = chunk.__class__
+            elif kind is _Kind.WRAPPED:
+                view = chunk.chunk
+            elif kind is _Kind.RESPONSES:
+                return self._responses_event(view)
+            else:
+                return ()
+        out: list[Event] = []
+        chat = self.chat
+        choices = view.choices
+        if choices:
+            choice = choices[0]
+            if choice.index:
+                choice = _choice_zero(choices, source)
+            if choice is not None:
+                delta = choice.delta
+                if delta is not None:
+                    content = delta.content
+                    if content:
+                        if content.__class__ is not str and not isinstance(content, str):
+                            raise _not_text(content, source)
+                        out.append(Event(_TOKEN, content))
+                    else:
+                        # A refusal streams instead of content, never beside it; reading it
+                        # only here spares content chunks a slow miss on LiteLLM objects.
+                        refusal = getattr(delta, "refusal", None)
+                        if refusal:
+                            chat.refusal.append(refusal)
+                    tool_calls = delta.tool_calls
+                    if tool_calls:
+                        for call in tool_calls:
+                            out.append(chat.tool_call_delta(call))
+                    function_call = delta.function_call
+                    if function_call is not None:
+                        out.append(chat.function_call_delta(function_call))
+                finish_reason = choice.finish_reason
+                if finish_reason is not None:
+                    chat.finish_reason = finish_reason
+                    if chat.calls:
+                        out.extend(chat.take_tool_calls())
+        usage = getattr(view, "usage", None)
+        if usage is not None:
+            chat.usage = _usage(usage)
+        if chat.response_id is None:
+            chat.capture(view)
+        if (
+            chat.response_id is not None
+            and view is chunk
+            and self._fast is None
+            and chunk.__class__ is self._chat_cls
+            and _declares(self._chat_cls, "usage")
+        ):
+            self._fast = chunk.__class__
+        return out
+
+    def _responses_event(self, view: Any) -> Sequence[Event]:
+        responses = self._responses
+        if responses is None:
+            responses = self._responses = _ResponsesState()
+        event_type = view.type
+        if event_type == "response.output_text.delta":
+            text = view.delta
+            if view.__class__ is not _MappingView:
+                self._delta_cls = view.__class__
+            if not text:
+                return ()
+            if not isinstance(text, str):
+                raise _not_text(text, self.source)
+            return (Event(_TOKEN, text),)
+        event = responses.feed(view, event_type)
+        if responses.failure is not None:
+            failure = responses.failure
+            error = Event(_ERROR, error=failure, data=responses.error_data(), usage=responses.usage)
+            return (error,) if event is None else (event, error)
+        return () if event is None else (event,)
+
+    def _meta(self) -> _ChatState | _ResponsesState:
+        return self._responses if self._responses is not None else self.chat
+
+    def finish(self) -> Sequence[Event]:
+        return list(self._meta().finish())
+
+    def failed(self, error: BaseException) -> Event:
+        failure = error
+        if isinstance(error, Exception) and classify(error).category is ErrorCategory.INTERNAL:
             # Raised by the SDK while reading the stream (e.g. a JSONDecodeError on a malformed
             # SSE line, or LiteLLM's MidStreamFallbackError wrapping one): provider garbage,
             # not a bug in the caller's code.
             failure = InvalidStreamError(
-                f"{source} stream could not be read ({type(error).__name__}: {error})"
+                f"{self.source} stream could not be read ({type(error).__name__}: {error})"
             )
             failure.__cause__ = error
-        else:
-            failure = error
-    finally:
-        await close_iteration(stream, iterator)
+        meta = self._meta()
+        return Event(_ERROR, error=failure, data=meta.error_data(), usage=meta.usage)
 
-    if failure is not None:
-        meta = responses if responses is not None else chat
-        yield Event(_ERROR, error=failure, data=meta.error_data(), usage=meta.usage)
-        return
-    final = responses.finish() if responses is not None else chat.finish()
-    for event in final:
-        yield event
+    def invalid(self, chunk: Any, error: Exception) -> Event:
+        meta = self._meta()
+        return Event(
+            _ERROR,
+            error=invalid_chunk(error, chunk, self.source),
+            data=meta.error_data(),
+            usage=meta.usage,
+        )
+
+    async def aclose(self) -> None:
+        await close_iteration(self.stream, self.chunks)
+
+
+def _declares(cls: type[Any], name: str) -> bool:
+    """Whether ``cls`` (a pydantic model) has the field ``name`` on every instance."""
+    fields = getattr(cls, "model_fields", None)
+    return isinstance(fields, Mapping) and name in fields
 
 
 def _classify(chunk: Any, kinds: dict[type[Any], _Kind], source: str) -> tuple[_Kind, Any]:

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import math
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any
 
@@ -20,7 +20,7 @@ from uuid6 import uuid7
 
 from l0._classify import classify
 from l0.adapters._close import close_stream
-from l0.adapters.base import Adapter, Adapters
+from l0.adapters.base import Adapter, Adapters, Decoder, open_decoder
 from l0.config import ConfigError, Retry, Timeout
 from l0.errors import (
     Classification,
@@ -83,6 +83,20 @@ class _AttemptFailed(Exception):
 
 class _Aborted(Exception):
     """Internal: the consumer called ``abort()`` while the session was waiting."""
+
+
+class _Decoded:
+    """Internal: events already decoded for a chunk slot (a failure of the stream or of the
+    decoder), handed through the session's loop where a chunk would be."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.events = events
+
+
+# Internal: the chunk slot's value once the provider's iterator is exhausted.
+_END: Any = object()
 
 
 class Session:
@@ -197,6 +211,7 @@ class Session:
     async def _events(self) -> AsyncGenerator[Event, None]:
         state = self.state
         clock = self.clock
+        watchdog = self.watchdog
         last_failure: _AttemptFailed | None = None
         gave_up_reason = ""
         outcome = Outcome.CANCELLED
@@ -234,15 +249,206 @@ class Session:
                         last_error=state.errors[-1] if state.errors else None,
                     )
                     attempt = _Attempt(self, target, target_phase, context)
-                    attempt_events = attempt.run()
+                    # The attempt's per-chunk loop runs here, in the generator the consumer
+                    # iterates: between the provider's iterator and the consumer there is no
+                    # other layer (each one costs per chunk). The counters live in locals while
+                    # it runs and are stored on the attempt when it ends.
+                    received = undelivered = 0
+                    max_gap = 0.0
                     try:
                         try:
-                            async for event in attempt_events:
-                                yield event
+                            decoder = await attempt.open()
+                            guards = attempt.guards
+                            guard_check = (
+                                guards.check
+                                if guards is not None and attempt.streaming_guards
+                                else None
+                            )
+                            trimmer = attempt.trimmer
+                            trimming = trimmer is not None and not trimmer.done
+                            steady_step = attempt.steady_step
+                            steady_kind = attempt.steady_kind
+                            read = decoder.chunks.__anext__
+                            text_of = decoder.text
+                            now_fn = clock.now
+                            current_task = task_getter()
+                            append_part = state._parts.append  # State.append, inlined below
+                            # steady: the first event is in and no overlap is being trimmed, so
+                            # a plain content chunk takes the short path.
+                            steady = False
+                            done = False
+                            last = math.inf  # the previous chunk's arrival (no gap before one)
+                            while True:
+                                if watchdog.attention:
+                                    if self.abort_requested:
+                                        raise _Aborted()
+                                    watchdog.attention = False
+                                    watchdog.rearm()
+                                watchdog.task = current_task()
+                                watchdog.reading = True
+                                try:
+                                    chunk = await read()
+                                except StopAsyncIteration:
+                                    chunk = _END
+                                except asyncio.CancelledError:
+                                    if not watchdog.owns_cancellation():
+                                        raise
+                                    if watchdog.fired == "abort":
+                                        raise _Aborted() from None
+                                    why = watchdog.fired or watchdog.kind
+                                    raise attempt.timeout(why, now_fn()) from None
+                                except Exception as problem:
+                                    chunk = _Decoded((decoder.failed(problem),))
+                                finally:
+                                    watchdog.reading = False
+                                if watchdog.fired is not None:
+                                    # The chunk arrived as the timer fired: keep it, drop the
+                                    # cancellation.
+                                    await watchdog.absorb()
+                                    if watchdog.fired == "abort":
+                                        raise _Aborted()
+                                    watchdog.fired = None
+                                now = now_fn()
+                                try:
+                                    text = text_of(chunk)
+                                except Exception as problem:
+                                    text = None
+                                    chunk = _Decoded((decoder.invalid(chunk, problem),))
+                                if text is not None and steady:
+                                    # The short path: one more piece of content.
+                                    received += 1
+                                    if now - last > max_gap:
+                                        max_gap = now - last
+                                    last = now
+                                    watchdog.since = now
+                                    append_part(text)
+                                    state._length += len(text)
+                                    state.token_count += 1
+                                    if guard_check is not None:
+                                        checked = guard_check(state, text)
+                                        if checked:
+                                            found = (
+                                                checked
+                                                if isinstance(checked, list)
+                                                else await checked
+                                            )
+                                            if found:
+                                                attempt.violations(found, len(text))
+                                    yield Event(_TOKEN, text, None, None, None, now)
+                                    continue
+
+                                # Everything else, as events.
+                                events: Sequence[Event]
+                                if text is not None:
+                                    events = (Event(_TOKEN, text),)
+                                elif chunk.__class__ is _Decoded:
+                                    events = chunk.events
+                                elif chunk is _END:
+                                    done = True
+                                    try:
+                                        events = decoder.finish()
+                                    except Exception as problem:
+                                        events = (decoder.invalid(None, problem),)
+                                else:
+                                    try:
+                                        events = decoder.events(chunk)
+                                    except Exception as problem:
+                                        events = (decoder.invalid(chunk, problem),)
+                                for event in events:
+                                    event.ts = now
+                                    etype = event.type
+                                    if etype is _TOKEN:
+                                        text = event.text
+                                        if not text:
+                                            continue
+                                        received += 1
+                                        if now - last > max_gap:
+                                            max_gap = now - last
+                                        last = now
+                                        if attempt.first_at is None:
+                                            attempt.first_at = now
+                                            if state.time_to_first_token is None:
+                                                state.time_to_first_token = now - self.started_at
+                                            watchdog.expect(now, steady_step, steady_kind)
+                                        else:
+                                            watchdog.since = now
+                                        if trimming:
+                                            assert trimmer is not None
+                                            trimmed = trimmer.feed(text)
+                                            trimming = not trimmer.done
+                                            if not trimmed:
+                                                undelivered += 1
+                                                continue
+                                            if trimmed is not text:
+                                                event = Event(_TOKEN, trimmed, ts=now)
+                                                text = trimmed
+                                        steady = not trimming
+                                        append_part(text)
+                                        state._length += len(text)
+                                        state.token_count += 1
+                                        if guard_check is not None:
+                                            checked = guard_check(state, text)
+                                            if checked:
+                                                found = (
+                                                    checked
+                                                    if isinstance(checked, list)
+                                                    else await checked
+                                                )
+                                                if found:
+                                                    attempt.violations(found, len(text))
+                                        yield event
+                                    elif etype is _TOOL_CALL_DELTA or etype is _TOOL_CALL:
+                                        received += 1
+                                        last = now
+                                        if attempt.first_at is None:
+                                            attempt.first_at = now
+                                            watchdog.expect(now, steady_step, steady_kind)
+                                        else:
+                                            watchdog.since = now
+                                        steady = not trimming
+                                        if etype is _TOOL_CALL:
+                                            attempt.tool_call(event)
+                                        yield event
+                                    elif etype is _COMPLETE:
+                                        attempt.complete(event)
+                                        done = True
+                                        break
+                                    elif etype is _ERROR:
+                                        attempt.metadata(event.data)
+                                        raise attempt.failure(
+                                            event.error or RuntimeError("adapter reported an error")
+                                        )
+                                    # Other event types (e.g. an adapter's RESET) carry nothing
+                                    # for the consumer.
+                                if done:
+                                    break
+
+                            watchdog.stop()
+                            if trimmer is not None and not trimmer.done:
+                                rest = trimmer.flush()
+                                if rest:
+                                    state.append(rest)
+                                    state.token_count += 1
+                                    if guards is not None and attempt.streaming_guards:
+                                        pending = guards.check_delta(state, rest)
+                                        found = (
+                                            pending if isinstance(pending, list) else await pending
+                                        )
+                                        if found:
+                                            attempt.violations(found, len(rest))
+                                    undelivered -= 1
+                                    yield Event(_TOKEN, rest, ts=clock.now())
+                            if received == 0:
+                                raise attempt.failure(
+                                    ZeroOutputError("the stream completed with no output")
+                                )
+                            if guards is not None and guards.checkers:
+                                await attempt.final_checks(guards)
+                            attempt.store_counters(received, undelivered, max_gap)
+                            attempt.end_phase(Outcome.COMPLETED)
                         finally:
-                            # Closing here (not at GC) releases the provider stream at once
-                            # when the consumer stops at one of our yields.
-                            await attempt_events.aclose()
+                            attempt.store_counters(received, undelivered, max_gap)
+                            await attempt.close()
                     except _AttemptFailed as failure:
                         last_failure = failure
                         attempt.fail(failure)
@@ -494,6 +700,7 @@ class _Attempt:
     __slots__ = (
         "complete_raw",
         "context",
+        "decoder",
         "delivered",
         "first_at",
         "guard_phase",
@@ -501,11 +708,16 @@ class _Attempt:
         "max_gap",
         "passed_length",
         "phase",
+        "raw",
         "received",
         "session",
         "started_at",
+        "steady_kind",
+        "steady_step",
+        "streaming_guards",
         "target",
         "target_phase",
+        "trimmer",
     )
 
     def __init__(
@@ -525,7 +737,13 @@ class _Attempt:
         self.passed_length: int | None = None
         self.started_at = session.clock.now()
         self.guards: GuardrailRun | None = None
+        self.streaming_guards = False
         self.guard_phase: Phase | None = None
+        self.trimmer: OverlapTrimmer | None = None
+        self.raw: Any = None
+        self.decoder: Decoder | None = None
+        self.steady_step: float | None = None
+        self.steady_kind = "inter"
         attributes: dict[str, Any] | None = None
         if session.bus.observed:
             attributes = {
@@ -578,7 +796,7 @@ class _Attempt:
             return None
         return content_capture.messages(self.target.request, self.session.state)
 
-    def _end_phase(self, outcome: Outcome, error: _AttemptFailed | None = None) -> None:
+    def end_phase(self, outcome: Outcome, error: _AttemptFailed | None = None) -> None:
         session = self.session
         now = session.clock.now()
         first = self.first_at
@@ -642,12 +860,12 @@ class _Attempt:
             session.bus.emit(T.TIMEOUT_TRIGGERED, data)
         if classification.category in _NETWORK_KINDS:
             session.bus.emit(T.NETWORK_ERROR, data)
-        self._end_phase(Outcome.ERROR, failure)
+        self.end_phase(Outcome.ERROR, failure)
 
-    def _failure(self, error: BaseException) -> _AttemptFailed:
+    def failure(self, error: BaseException) -> _AttemptFailed:
         return _AttemptFailed(error, classify(error))
 
-    def _violations(self, found: list[GuardrailViolation], pending: int = 0) -> None:
+    def violations(self, found: list[GuardrailViolation], pending: int = 0) -> None:
         """Record violations; raise when one of them fails the attempt. ``pending``: how many
         characters at the end of the content are the delta being checked (not yet passed)."""
         session = self.session
@@ -707,9 +925,9 @@ class _Attempt:
                     T.DRIFT_DETECTED,
                     {"message": blocking[0].message, "attempt": self.context.attempt},
                 )
-            raise self._failure(error)
+            raise self.failure(error)
 
-    def _timeout(self, why: str, now: float) -> _AttemptFailed:
+    def timeout(self, why: str, now: float) -> _AttemptFailed:
         timeout = self.session.timeout
         if why == "idle" and self.guards is not None:
             gap = now - (self.first_at or self.started_at)
@@ -717,18 +935,21 @@ class _Attempt:
             if not found:
                 found = [GuardrailViolation("stall", f"stream silent for {gap:.3g}s")]
             try:
-                self._violations(found)
+                self.violations(found)
             except _AttemptFailed as failure:
                 return failure
         if why == "initial":
-            return self._failure(
+            return self.failure(
                 InitialTokenTimeout(f"no first chunk within {timeout.initial_token:g}s")
             )
-        return self._failure(
+        return self.failure(
             InterTokenTimeout(f"stream silent for more than {timeout.inter_token:g}s")
         )
 
-    async def run(self) -> AsyncGenerator[Event, None]:
+    async def open(self) -> Decoder:
+        """Start the attempt: its guardrails, the provider stream (opened under the initial
+        deadline, with the attempt span current so the provider's own spans nest under it)
+        and the decoder the session's loop reads it with. Raises :class:`_AttemptFailed`."""
         session = self.session
         state = session.state
         clock = session.clock
@@ -739,9 +960,9 @@ class _Attempt:
         engine = session.guardrails
         guards = engine.start() if engine else None
         self.guards = guards
-        streaming_guards = guards is not None and guards.streaming
+        self.streaming_guards = guards is not None and guards.streaming
         idle = guards.max_gap if guards is not None else None
-        if streaming_guards:
+        if self.streaming_guards:
             self.guard_phase = Phase(
                 PhaseKind.GUARDRAILS,
                 session.bus,
@@ -749,225 +970,83 @@ class _Attempt:
                 start_data={"phase": "streaming", "attempt": self.context.attempt},
             )
             session._open.append(self.guard_phase)
-        trimmer = OverlapTrimmer(self.context.checkpoint) if self.context.continuation else None
-        if not self.context.continuation:
+        if self.context.continuation:
+            self.trimmer = OverlapTrimmer(self.context.checkpoint)
+        else:
             # A continued attempt extends the delivered text; anything else starts over.
             state.token_count = 0
         state.tool_calls = []
         state.usage = None
         state.finish_reason = state.response_id = state.response_model = None
-        tool_calls = state.tool_calls
-
-        raw: Any = None
-        events: AsyncIterator[Event] | None = None
-        # The attempt's counters live in locals while it runs (a local costs less than an
-        # attribute, per chunk); they are stored on the attempt before _end_phase and in the
-        # finally block, which is where the session reads them. Every chunk received is
-        # delivered, except tokens the continuation trimmer swallows whole (and its final
-        # flush delivers one more).
-        received = undelivered = 0
-        max_gap = 0.0
         watchdog.reset()
+        session.bus.emit(
+            T.STREAM_INIT,
+            {"attempt": self.context.attempt, "fallback_index": self.target.index},
+        )
+        watchdog.begin_read(self.started_at + initial if initial else None, "initial")
         try:
-            # Open the stream (the HTTP request happens here) under the initial deadline, with
-            # the attempt span current so the provider's own spans nest under it.
-            session.bus.emit(
-                T.STREAM_INIT,
-                {"attempt": self.context.attempt, "fallback_index": self.target.index},
-            )
-            watchdog.begin_read(self.started_at + initial if initial else None, "initial")
-            try:
-                with self.phase.activate(), Target.opening():
-                    raw = self.target.open(self.context)
-                    if inspect.isawaitable(raw):
-                        raw = await raw
-            except asyncio.CancelledError:
-                if not watchdog.owns_cancellation():
-                    raise
-                if watchdog.fired == "abort":
-                    raise _Aborted() from None
-                raise self._timeout(watchdog.fired or "initial", clock.now()) from None
-            except Exception as error:
-                raise self._failure(error) from error
-            finally:
-                watchdog.end_read()
-            if watchdog.fired is not None:
-                await watchdog.absorb()
-                if watchdog.fired == "abort":
-                    raise _Aborted()
-                watchdog.fired = None
-            try:
-                adapter = session.adapter or Adapters.detect(raw)
-            except TypeError as error:
-                raise self._failure(error) from error
-            events = adapter.wrap(raw)
-            session.bus.emit(
-                T.STREAM_READY, {"attempt": self.context.attempt, "adapter": adapter.name}
-            )
-            if self.target.provider is None and self.target_phase.observed:
-                self.target_phase.set(
-                    sc.GEN_AI_PROVIDER_NAME, sc.provider_for_adapter(adapter.name)
-                )
-
-            # The per-chunk loop. Everything that can be decided once per attempt is decided
-            # here, before it: the limits before and after the first chunk, the bound methods
-            # the loop calls, how the running task is found (see timeouts.task_getter).
-            first_step = initial or None
-            first_kind = "initial"
-            if idle is not None and (first_step is None or idle < first_step):
-                first_step, first_kind = idle, "idle"
-            steady_step = inter or None
-            steady_kind = "inter"
-            if idle is not None and (steady_step is None or idle < steady_step):
-                steady_step, steady_kind = idle, "idle"
-            watchdog.expect(self.started_at, first_step, first_kind)
-            read = events.__anext__
-            now_fn = clock.now
-            current_task = task_getter()
-            append_part = state._parts.append  # State.append, inlined below
-            trimming = trimmer is not None and not trimmer.done
-            first_seen = False
-            last = math.inf  # arrival of the previous chunk (no gap before the first one)
-            while True:
-                if watchdog.attention:
-                    if session.abort_requested:
-                        raise _Aborted()
-                    watchdog.attention = False
-                    watchdog.rearm()
-                watchdog.task = current_task()
-                watchdog.reading = True
-                try:
-                    event = await read()
-                except StopAsyncIteration:
-                    break
-                except asyncio.CancelledError:
-                    if not watchdog.owns_cancellation():
-                        raise
-                    if watchdog.fired == "abort":
-                        raise _Aborted() from None
-                    raise self._timeout(watchdog.fired or watchdog.kind, now_fn()) from None
-                finally:
-                    watchdog.reading = False
-                if watchdog.fired is not None:
-                    # The chunk arrived as the timer fired: keep it, drop the cancellation.
-                    await watchdog.absorb()
-                    if watchdog.fired == "abort":
-                        raise _Aborted()
-                    watchdog.fired = None
-                now = now_fn()
-                event.ts = now
-                etype = event.type
-                if etype is _TOKEN:
-                    text = event.text
-                    if not text:
-                        continue
-                    received += 1
-                    if now - last > max_gap:
-                        max_gap = now - last
-                    last = now
-                    if first_seen:
-                        watchdog.since = now
-                    else:
-                        first_seen = True
-                        self.first_at = now
-                        if state.time_to_first_token is None:
-                            state.time_to_first_token = now - session.started_at
-                        watchdog.expect(now, steady_step, steady_kind)
-                    if trimming:
-                        assert trimmer is not None
-                        trimmed = trimmer.feed(text)
-                        trimming = not trimmer.done
-                        if not trimmed:
-                            undelivered += 1
-                            continue
-                        if trimmed is not text:
-                            event = Event(_TOKEN, text=trimmed, ts=now)
-                            text = trimmed
-                    append_part(text)
-                    state._length += len(text)
-                    state.token_count += 1
-                    if streaming_guards:
-                        assert guards is not None
-                        checked = guards.check(state, text)
-                        if checked:
-                            found = checked if isinstance(checked, list) else await checked
-                            if found:
-                                self._violations(found, len(text))
-                    yield event
-                elif etype is _TOOL_CALL_DELTA:
-                    received += 1
-                    last = now
-                    if first_seen:
-                        watchdog.since = now
-                    else:
-                        first_seen = True
-                        self.first_at = now
-                        watchdog.expect(now, steady_step, steady_kind)
-                    yield event
-                elif etype is _TOOL_CALL:
-                    received += 1
-                    last = now
-                    if first_seen:
-                        watchdog.since = now
-                    else:
-                        first_seen = True
-                        self.first_at = now
-                        watchdog.expect(now, steady_step, steady_kind)
-                    call = _tool_call(event.data, len(tool_calls))
-                    tool_calls.append(call)
-                    session.bus.emit(
-                        T.TOOL_CALL, {"name": call.name, "id": call.id, "index": call.index}
-                    )
-                    yield event
-                elif etype is _COMPLETE:
-                    self._complete(event)
-                    self.complete_raw = event.raw
-                    break
-                elif etype is _ERROR:
-                    reported = event.error or RuntimeError("adapter reported an error")
-                    self._metadata(event.data)
-                    raise self._failure(reported)
-                # Other event types (e.g. an adapter's RESET) carry nothing for the consumer.
-
-            watchdog.stop()
-            if trimmer is not None and not trimmer.done:
-                rest = trimmer.flush()
-                if rest:
-                    state.append(rest)
-                    state.token_count += 1
-                    if streaming_guards:
-                        assert guards is not None
-                        pending = guards.check_delta(state, rest)
-                        found = pending if isinstance(pending, list) else await pending
-                        if found:
-                            self._violations(found, len(rest))
-                    undelivered -= 1
-                    yield Event(_TOKEN, text=rest, ts=clock.now())
-            if received == 0:
-                raise self._failure(ZeroOutputError("the stream completed with no output"))
-            if guards is not None and guards.checkers:
-                await self._final_checks(guards)
-            self._store_counters(received, undelivered, max_gap)
-            self._end_phase(Outcome.COMPLETED)
+            with self.phase.activate(), Target.opening():
+                raw = self.target.open(self.context)
+                if inspect.isawaitable(raw):
+                    raw = await raw
+                self.raw = raw
+        except asyncio.CancelledError:
+            if not watchdog.owns_cancellation():
+                raise
+            if watchdog.fired == "abort":
+                raise _Aborted() from None
+            raise self.timeout(watchdog.fired or "initial", clock.now()) from None
+        except Exception as error:
+            raise self.failure(error) from error
         finally:
-            self._store_counters(received, undelivered, max_gap)
-            watchdog.stop()
-            if events is not None:
-                closer = getattr(events, "aclose", None)
-                if closer is not None:
-                    try:
-                        await closer()
-                    except Exception:  # the adapter must not raise; a broken one still closes
-                        pass
-            if raw is not None:
-                await close_stream(raw)
+            watchdog.end_read()
+        if watchdog.fired is not None:
+            await watchdog.absorb()
+            if watchdog.fired == "abort":
+                raise _Aborted()
+            watchdog.fired = None
+        try:
+            adapter = session.adapter or Adapters.detect(raw)
+            decoder = self.decoder = open_decoder(adapter, raw)
+        except Exception as error:
+            raise self.failure(error) from error
+        session.bus.emit(T.STREAM_READY, {"attempt": self.context.attempt, "adapter": adapter.name})
+        if self.target.provider is None and self.target_phase.observed:
+            self.target_phase.set(sc.GEN_AI_PROVIDER_NAME, sc.provider_for_adapter(adapter.name))
 
-    def _store_counters(self, received: int, undelivered: int, max_gap: float) -> None:
+        # The limits before and after the first chunk (an idle limit from the guardrails
+        # applies when it is the shorter one).
+        first_step = initial or None
+        first_kind = "initial"
+        if idle is not None and (first_step is None or idle < first_step):
+            first_step, first_kind = idle, "idle"
+        steady_step = inter or None
+        steady_kind = "inter"
+        if idle is not None and (steady_step is None or idle < steady_step):
+            steady_step, steady_kind = idle, "idle"
+        self.steady_step = steady_step
+        self.steady_kind = steady_kind
+        watchdog.expect(self.started_at, first_step, first_kind)
+        return decoder
+
+    async def close(self) -> None:
+        """Release the provider stream, however the attempt ended."""
+        self.session.watchdog.stop()
+        decoder = self.decoder
+        if decoder is not None:
+            try:
+                await decoder.aclose()
+            except Exception:  # the decoder must not raise; a broken one still closes
+                pass
+        if self.raw is not None:
+            await close_stream(self.raw)
+
+    def store_counters(self, received: int, undelivered: int, max_gap: float) -> None:
         self.received = received
         self.delivered = received - undelivered
         self.max_gap = max_gap
 
-    async def _final_checks(self, guards: GuardrailRun) -> None:
+    async def final_checks(self, guards: GuardrailRun) -> None:
         session = self.session
         if self.guard_phase is not None:
             self.guard_phase.end(Outcome.COMPLETED)
@@ -983,16 +1062,26 @@ class _Attempt:
         self.guard_phase = phase
         found = await guards.check_final(session.state)
         if found:
-            self._violations(found)
+            self.violations(found)
 
-    def _complete(self, event: Event) -> None:
+    def complete(self, event: Event) -> None:
+        """The stream's ``COMPLETE``: its usage and metadata."""
         state = self.session.state
         if event.usage is not None:
             usage = event.usage
             state.usage = usage if isinstance(usage, Usage) else Usage.from_mapping(usage)
-        self._metadata(event.data)
+        self.metadata(event.data)
+        self.complete_raw = event.raw
 
-    def _metadata(self, data: Any) -> None:
+    def tool_call(self, event: Event) -> None:
+        """A complete tool call: into ``state.tool_calls``."""
+        session = self.session
+        tool_calls = session.state.tool_calls
+        call = _tool_call(event.data, len(tool_calls))
+        tool_calls.append(call)
+        session.bus.emit(T.TOOL_CALL, {"name": call.name, "id": call.id, "index": call.index})
+
+    def metadata(self, data: Any) -> None:
         if not isinstance(data, Mapping):
             return
         state = self.session.state

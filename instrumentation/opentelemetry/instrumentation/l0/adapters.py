@@ -4,9 +4,9 @@ An instrumented call must hand the caller exactly what the SDK would have: its c
 its ``ChatCompletion``. l0's adapters turn those objects into events and drop them; the two
 adapters here put them on ``Event.raw`` instead, always as a tuple:
 
-- :class:`RawChunkAdapter` (streams) runs l0's OpenAI interpreter
-  (:func:`l0.adapters.openai.openai_events`) over a tap that records every chunk it hands out.
-  When an event comes out, the chunks read since the previous event are its ``raw``: chunks
+- :class:`RawChunkAdapter` (streams) reads with l0's OpenAI decoder
+  (:class:`l0.adapters.openai.OpenAIDecoder`), every chunk through its full path. When an
+  event comes out, the chunks read since the previous event are its ``raw``: chunks
   that make no event of their own (the role chunk, the finish chunk, the usage chunk, most
   Responses API events) ride on the next event, and whatever is left on ``COMPLETE``, which the
   session passes on. The caller therefore receives every chunk, in order, and none of a
@@ -19,63 +19,58 @@ adapters here put them on ``Event.raw`` instead, always as a tuple:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from typing import Any
 
-from l0.adapters._close import close_iteration
-from l0.adapters.openai import openai_events
+from l0.adapters.base import decoded_events
+from l0.adapters.openai import OpenAIDecoder, openai_events
 from l0.errors import InvalidStreamError
 from l0.types import Event, EventType
 
-__all__ = ["RawChunkAdapter", "ResponseAdapter", "response_chunks"]
+__all__ = ["RawChunkAdapter", "RawChunkDecoder", "ResponseAdapter", "response_chunks"]
 
 _COMPLETE = EventType.COMPLETE
 _ERROR = EventType.ERROR
 _NO_RAW: tuple[Any, ...] = ()
 
 
-class _Tap:
-    """An async iterator over a provider stream that remembers the chunks it handed out."""
+class RawChunkDecoder(OpenAIDecoder):
+    """l0's OpenAI decoder, putting the chunks read since the previous event on each event's
+    ``raw``. Every chunk goes through :meth:`events` (no text fast path): the caller must get
+    each one back."""
 
-    __slots__ = ("_iterator", "pending", "stream")
+    __slots__ = ("_pending",)
 
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self._iterator: Any = None
-        self.pending: list[Any] = []
+    def __init__(self, stream: Any, *, source: str) -> None:
+        super().__init__(stream, source=source)
+        self._pending: list[Any] = []
 
-    def __aiter__(self) -> _Tap:
-        return self
+    def text(self, chunk: Any) -> str | None:
+        return None
 
-    async def __anext__(self) -> Any:
-        iterator = self._iterator
-        if iterator is None:
-            iterator = self._iterator = self.stream.__aiter__()
-        chunk = await iterator.__anext__()
-        self.pending.append(chunk)
-        return chunk
+    def events(self, chunk: Any) -> Sequence[Event]:
+        self._pending.append(chunk)
+        return self._attach(super().events(chunk))
 
-    def take(self) -> tuple[Any, ...]:
-        """The chunks read since the last call."""
-        pending = self.pending
-        if not pending:
-            return _NO_RAW
-        self.pending = []
-        return tuple(pending)
+    def finish(self) -> Sequence[Event]:
+        return self._attach(super().finish())
 
-    async def aclose(self) -> None:
-        await close_iteration(self.stream, self._iterator)
+    def failed(self, error: BaseException) -> Event:
+        return self._attach((super().failed(error),))[0]
 
+    def invalid(self, chunk: Any, error: Exception) -> Event:
+        return self._attach((super().invalid(chunk, error),))[0]
 
-async def _events_with_raw(tap: _Tap, source: str) -> AsyncGenerator[Event, None]:
-    events = openai_events(tap, source=source)
-    try:
-        async for event in events:
-            # Events are fresh objects of this attempt's adapter: setting raw is safe.
-            event.raw = tap.take()
-            yield event
-    finally:
-        await events.aclose()
+    def _attach(self, events: Sequence[Event]) -> Sequence[Event]:
+        # Events are fresh objects of this decoder: setting raw is safe.
+        for event in events:
+            pending = self._pending
+            if pending:
+                event.raw = tuple(pending)
+                pending.clear()
+            else:
+                event.raw = _NO_RAW
+        return events
 
 
 class RawChunkAdapter:
@@ -90,24 +85,26 @@ class RawChunkAdapter:
             telemetry reports, as for l0's own adapters.
     """
 
-    __slots__ = ("_tap", "name")
+    __slots__ = ("_stream", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._tap: _Tap | None = None
+        self._stream: Any = None
 
     @property
     def stream(self) -> Any:
         """The latest attempt's provider stream (``None`` before the first one opened)."""
-        tap = self._tap
-        return tap.stream if tap is not None else None
+        return self._stream
 
     def detect(self, stream: Any) -> bool:
         return hasattr(stream, "__aiter__")
 
+    def decoder(self, stream: Any) -> RawChunkDecoder:
+        self._stream = stream
+        return RawChunkDecoder(stream, source=self.name)
+
     def wrap(self, stream: Any) -> AsyncIterator[Event]:
-        tap = self._tap = _Tap(stream)
-        return _events_with_raw(tap, self.name)
+        return decoded_events(self.decoder(stream))
 
 
 class ResponseAdapter:
