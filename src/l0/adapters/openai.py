@@ -195,21 +195,29 @@ class OpenAIDecoder:
     def text(self, chunk: Any) -> str | None:
         cls = chunk.__class__
         if cls is self._fast:
+            # Field values are read from the models' ``__dict__``: pydantic models define
+            # ``__getattr__``, which keeps CPython from specializing attribute reads on them
+            # (~35 ns each), while a dict subscript is a few ns. Three ``__dict__`` reads
+            # replace eight attribute reads. Anything unexpected falls to ``events``.
             try:
-                (choice,) = chunk.choices
-            except (ValueError, TypeError):
-                return None  # no choice (a usage chunk), several, or none at all
-            if choice.index or choice.finish_reason is not None or chunk.usage is not None:
-                return None
-            delta = choice.delta
-            content = delta.content
-            if (
-                content.__class__ is str
-                and content
-                and not delta.tool_calls
-                and delta.function_call is None
-            ):
-                return content
+                fields = chunk.__dict__
+                (choice,) = fields["choices"]
+                if fields["usage"] is not None:
+                    return None
+                choice_fields = choice.__dict__
+                if choice_fields["index"] or choice_fields["finish_reason"] is not None:
+                    return None
+                delta = choice_fields["delta"].__dict__
+                content = delta["content"]
+                if (
+                    content.__class__ is str
+                    and content
+                    and not delta["tool_calls"]
+                    and delta["function_call"] is None
+                ):
+                    return content
+            except (KeyError, ValueError, TypeError, AttributeError):
+                pass  # no choice (a usage chunk), several, none at all, another layout
             return None
         if cls is self._delta_cls:
             text = chunk.delta
@@ -274,7 +282,7 @@ class OpenAIDecoder:
             and view is chunk
             and self._fast is None
             and chunk.__class__ is self._chat_cls
-            and _declares(self._chat_cls, "usage")
+            and _keeps_fields(chunk)
         ):
             self._fast = chunk.__class__
         return out
@@ -332,10 +340,11 @@ class OpenAIDecoder:
         await close_iteration(self.stream, self.chunks)
 
 
-def _declares(cls: type[Any], name: str) -> bool:
-    """Whether ``cls`` (a pydantic model) has the field ``name`` on every instance."""
-    fields = getattr(cls, "model_fields", None)
-    return isinstance(fields, Mapping) and name in fields
+def _keeps_fields(chunk: Any) -> bool:
+    """Whether ``chunk`` keeps its fields in its ``__dict__`` (pydantic models do), as the
+    text fast path reads them."""
+    fields = getattr(chunk, "__dict__", None)
+    return isinstance(fields, dict) and "choices" in fields and "usage" in fields
 
 
 def _classify(chunk: Any, kinds: dict[type[Any], _Kind], source: str) -> tuple[_Kind, Any]:
