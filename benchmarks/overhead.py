@@ -11,6 +11,9 @@ of one word (plus the role, finish and usage chunks), read with the real ``opena
 does the same with it (adds up the length of the content):
 
 * ``raw``: the SDK alone — ``async for chunk in stream``;
+* ``floor: one generator``: not l0, a reference — the least a wrapper that hands out its own
+  event per chunk can add: one async generator reading ``choices[0].delta.content`` and
+  yielding an ``l0.Event`` stamped with ``time.monotonic()``;
 * ``l0 core``: ``l0.run(stream=lambda: client.chat.completions.create(...))`` with default
   retry and timeouts, no guardrails, no OpenTelemetry SDK;
 * ``l0 full stack``: the same with ``guardrails=l0.Guardrails.recommended()`` (built per call,
@@ -62,6 +65,7 @@ PREFIX = "@@ "
 # name -> what it runs
 VARIANTS: dict[str, str] = {
     "raw": "the openai SDK alone",
+    "floor: one generator": "an async generator yielding an l0.Event per content chunk",
     "l0 core": "l0.run, default retry/timeouts, no guardrails, no OTel SDK",
     "l0 full stack": "l0.run + Guardrails.recommended() + OTel SDK (spans, metrics)",
     "L0Instrumentor": "raw SDK code + L0Instrumentor(guardrails=recommended()) + OTel SDK",
@@ -135,6 +139,26 @@ def _setup(name: str, base_url: str) -> tuple[Read, Read]:
         _install_sdk()
         L0Instrumentor().instrument(guardrails=l0.Guardrails.recommended())
         return read_sdk, read_raw
+
+    if name == "floor: one generator":
+        event_class = l0.Event
+        monotonic = time.monotonic
+
+        async def one_generator(stream: Any) -> Any:
+            async for chunk in stream:
+                choices = chunk.choices
+                if choices:
+                    text = choices[0].delta.content
+                    if text:
+                        yield event_class(token, text, None, None, None, monotonic())
+
+        async def read_floor(model: str) -> int:
+            length = 0
+            async for event in one_generator(await create(model)):
+                length += len(event.text)
+            return length
+
+        return read_floor, read_raw
 
     full = name == "l0 full stack"
     if full:

@@ -7,6 +7,7 @@ adapters may provide a decoder or only ``wrap()``; both run under the session's 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -259,3 +260,17 @@ async def test_a_wrap_adapter_that_yields_garbage_fails_the_attempt_cleanly() ->
     with pytest.raises(l0.L0Error, match=r"expected l0\.Event"):
         await result.read()
     assert {record.code for record in result.state.errors} == {ErrorCode.INVALID_STREAM}
+
+
+async def test_fast_path_events_are_complete_events() -> None:
+    # The session builds the fast path's TOKEN events field by field: none may be missing.
+    clock = FakeClock()
+    result = await l0.run(stream=lambda: replay(["a", "b", "c"]), clock=clock)
+
+    events = [event async for event in result]
+
+    for event in events[:3]:
+        values = {f.name: getattr(event, f.name) for f in dataclasses.fields(Event)}
+        assert event == Event(EventType.TOKEN, event.text, ts=event.ts)
+        assert values == dataclasses.asdict(Event(EventType.TOKEN, event.text, ts=event.ts))
+    assert [e.text for e in events[:3]] == ["a", "b", "c"]
