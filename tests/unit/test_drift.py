@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import random
 from collections.abc import Iterable
 
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from l0.config import ConfigError
-from l0.guardrails.drift import DriftConfig, DriftDetector, DriftSignal, drift_rule
+from l0.guardrails.drift import DriftConfig, DriftDetector, DriftSignal, _entropy, drift_rule
 from l0.guardrails.engine import GuardrailEngine
 from l0.types import State
 
@@ -211,6 +212,21 @@ class TestEntropyShift:
     def test_fires_once(self) -> None:
         text = prose(3000) + "!" * 600 + prose(3000, seed=4) + "?" * 600
         assert kinds(detect(text)) == ["entropy_shift"]
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_baseline_kept_incrementally_is_exactly_the_recomputed_one(self, seed: int) -> None:
+        # The detector keeps c*log2(c) per character instead of summing over every character
+        # at each frame: the same terms in the same order, so the very same float.
+        rng = random.Random(seed)
+        cjk = "".join(chr(0x4E00 + rng.randint(0, 300)) for _ in range(700))
+        detector = DriftDetector(DriftConfig(kinds=frozenset({"entropy_shift"})))
+        for piece in (prose(2000, seed), cjk, prose(1500, seed + 1), "!?" * 400):
+            detector.feed(piece)
+            counts = detector._base_counts
+            total = sum(counts.values())
+            old = math.log2(total) - sum(c * math.log2(c) for c in counts.values()) / total
+            assert detector._base_entropy == old
+            assert _entropy(counts, total) == old
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ Each rule is fed the way the runtime feeds it: ``state.append(delta)`` then
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
+import sys
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -15,15 +17,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from l0.config import ConfigError
-from l0.guardrails.base import GuardrailRule, GuardrailViolation
+from l0.guardrails.base import NO_DELTAS, GuardrailRule, GuardrailViolation, RuleChecker
 from l0.guardrails.drift import DriftConfig, drift_rule
 from l0.guardrails.engine import GuardrailEngine
 from l0.guardrails.presets import Guardrails
 from l0.guardrails.rules import (
+    _CATEGORIES,
     INSTRUCTION_LEAK_PATTERNS,
     META_COMMENTARY_PATTERNS,
     PLACEHOLDER_PATTERNS,
     REFUSAL_PATTERNS,
+    _builtin_patterns,
+    _factored,
     custom_pattern_rule,
     json_rule,
     markdown_rule,
@@ -625,3 +630,265 @@ def test_every_attempt_gets_fresh_state() -> None:
     text = "I cannot help with that."
     assert len(violations(rule, text)) == 1
     assert len(violations(rule, text)) == 1  # a second checker is not muted by the first
+
+
+# --------------------------------------------------------------------------------------------
+# The engine's batching: the same findings, on the same delta, as a call per delta
+
+
+def _bang(state: State, delta: str) -> list[GuardrailViolation]:
+    # A custom streaming rule: runs on every delta, with that delta.
+    if "!" in delta:
+        return [GuardrailViolation(rule="bang", message="!", position=state.content_length)]
+    return []
+
+
+def _reads_content(state: State) -> list[GuardrailViolation]:
+    # Reading the content joins the state's parts: the engine must still slice the right text.
+    content = state.content
+    if content.count("Zebra") >= 3:
+        return [GuardrailViolation(rule="zebras", message="3 zebras", position=len(content))]
+    return []
+
+
+def engine_rules() -> list[GuardrailRule]:
+    return [
+        *Guardrails.strict(),
+        RULES["repetition"](),
+        RULES["drift"](),
+        drift_rule(DriftConfig(entropy_window=128, entropy_baseline=256, min_confidence=0)),
+        custom_pattern_rule("zebra", [r"zebra", r"the\s{1,3}the"]),
+        GuardrailRule("bang", _bang),
+        strict_json_rule(),
+    ]
+
+
+Step = list[tuple[str, str, str, int | None]]
+
+
+def _key(found: Iterable[GuardrailViolation]) -> Step:
+    return [(v.rule, v.message, v.severity, v.position) for v in found]
+
+
+def per_delta_direct(
+    rules: list[GuardrailRule], chunks: list[str], prefix: str = ""
+) -> tuple[list[Step], Step]:
+    """Each rule's checker called on every delta, as a runtime without the engine would."""
+    state = State()
+    state.reset_content(prefix)
+    checkers = [(rule.streaming, rule.new_checker()) for rule in rules]
+    steps: list[Step] = []
+    for delta in chunks:
+        state.append(delta)
+        step: Step = []
+        for streaming, checker in checkers:
+            if streaming:
+                result = checker.check_delta(state, delta)
+                assert isinstance(result, Sequence)
+                step.extend(_key(result))
+        steps.append(step)
+    final: Step = []
+    for _, checker in checkers:
+        result = checker.check_final(state)
+        assert isinstance(result, Sequence)
+        final.extend(_key(result))
+    return steps, sorted(final, key=repr)
+
+
+def per_delta_engine(
+    rules: list[GuardrailRule], chunks: list[str], prefix: str = "", *, skip: bool = False
+) -> tuple[list[Step], Step]:
+    """Through a GuardrailRun; ``skip``: only call it when ``next_release`` says so."""
+    state = State()
+    state.reset_content(prefix)
+    run = GuardrailEngine(rules).start()
+    steps: list[Step] = []
+    for delta in chunks:
+        state.append(delta)
+        if skip and state.content_length < run.next_release:
+            steps.append([])
+            continue
+        result = run.check(state, delta)
+        assert not inspect.isawaitable(result)
+        steps.append(_key(result or []))
+    final = run.check_final(state)
+    try:
+        final.send(None)
+    except StopIteration as done:
+        return steps, sorted(_key(done.value), key=repr)
+    raise AssertionError("check_final awaited something")
+
+
+@given(data=st.data())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_engine_reports_what_each_rule_does_on_the_same_delta(data: st.DataObject) -> None:
+    rules = engine_rules()
+    chosen = data.draw(st.lists(st.sampled_from(range(len(rules))), min_size=1), label="rules")
+    subset = [rules[i] for i in sorted(set(chosen))]
+    text = data.draw(
+        st.one_of(st.lists(st.sampled_from(FRAGMENTS), max_size=150).map("".join), texts),
+        label="text",
+    )
+    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=60), label="cuts")
+    prefix = data.draw(st.sampled_from(["", "As an AI model, ", "{", "```json\n", "x" * 300]))
+    chunks = chunked(text, cuts)
+    direct = per_delta_direct(subset, chunks, prefix)
+    assert per_delta_engine(subset, chunks, prefix) == direct
+    assert per_delta_engine(subset, chunks, prefix, skip=True) == direct
+
+
+@pytest.mark.parametrize("size", [1, 4, 7, 127, 128, 129, 1000])
+def test_engine_matches_a_call_per_delta_on_long_streams(size: int) -> None:
+    text = "".join(FRAGMENTS[(i * 7) % len(FRAGMENTS)] for i in range(1500)) + CLEAN_ANSWER * 3
+    chunks = [text[i : i + size] for i in range(0, len(text), size)]
+    rules = engine_rules()
+    direct = per_delta_direct(rules, chunks)
+    assert any(direct[0])  # the stream does trip rules mid-stream
+    assert per_delta_engine(rules, chunks) == direct
+    assert per_delta_engine(rules, chunks, skip=True) == direct
+    # A rule that joins the state's parts on every delta does not throw the slicing off.
+    rules.append(GuardrailRule("zebras", _reads_content))
+    assert per_delta_engine(rules, chunks) == per_delta_direct(rules, chunks)
+
+
+def test_next_release_lets_a_caller_skip_most_deltas() -> None:
+    run = GuardrailEngine(Guardrails.recommended()).start()
+    state = State()
+    calls = 0
+    for word in ["alpha "] * 1000:
+        state.append(word)
+        if state.content_length >= run.next_release:
+            calls += 1
+            assert run.check(state, word) is None
+    assert 1 < calls <= 1 + 6000 // 128
+    # Every rule that runs on deltas batches them, except a custom rule: that one runs always.
+    assert (
+        GuardrailEngine([*Guardrails.strict(), GuardrailRule("bang", _bang)]).start().next_release
+        == 0
+    )
+
+
+def test_rules_that_need_no_deltas_are_never_called() -> None:
+    calls: list[str] = []
+
+    class Idle:
+        batch = NO_DELTAS
+        max_gap: float | None = None
+
+        def check_delta(self, state: State, delta: str) -> list[GuardrailViolation]:
+            calls.append(delta)
+            return []
+
+        def check_final(self, state: State) -> list[GuardrailViolation]:
+            return []
+
+        def check_idle(self, state: State, gap: float) -> list[GuardrailViolation]:
+            return []
+
+    class IdleRule(GuardrailRule):
+        def new_checker(self) -> RuleChecker:
+            return Idle()
+
+    run = GuardrailEngine([stall_rule(), IdleRule("idle")]).start()
+    assert run.streaming and run.next_release == sys.maxsize
+    state = State()
+    for delta in ["a", "b"]:
+        state.append(delta)
+        assert run.check(state, delta) is None
+    assert calls == []
+
+
+async def test_engine_with_an_async_custom_rule() -> None:
+    async def late(state: State, delta: str) -> list[GuardrailViolation]:
+        return [GuardrailViolation(rule="late", message="x")] if "x" in delta else []
+
+    run = GuardrailEngine([json_rule(), GuardrailRule("late", late), pattern_rule()]).start()
+    state = State()
+    found: list[str] = []
+    for delta in ["I cannot ", "help with that. " * 10, "x", "{]"]:
+        state.append(delta)
+        result = run.check_delta(state, delta)
+        found += [v.rule for v in (result if isinstance(result, list) else await result)]
+    found += [v.rule for v in await run.check_final(state)]
+    assert found == ["pattern", "late"]
+
+
+class TestZeroOutputReadsNoMoreThanItMust:
+    def test_whitespace_over_many_parts(self) -> None:
+        assert [v.rule for v in violations(zero_output_rule(), " \n\t " * 50, size=3)] == [
+            "zero_output"
+        ]
+
+    def test_text_in_a_late_part_or_after_empty_parts(self) -> None:
+        assert stream(zero_output_rule(), ["", "  ", "", "\n", "ok"]) == ([], [])
+
+    def test_the_content_is_not_joined(self) -> None:
+        state = State()
+        for delta in ["a", "b", "c"]:
+            state.append(delta)
+        assert zero_output_rule().new_checker().check_final(state) == ()
+        assert state._parts == ["a", "b", "c"]
+
+
+# --------------------------------------------------------------------------------------------
+# The built-in patterns' factored alternation
+
+
+def test_factoring_keeps_what_cannot_be_shared() -> None:
+    assert _factored(["a(?<!x)b", "d", "a(?<!x)c"]) == "a(?<!x)(?:b|c)|d"
+    assert _factored(["ab|c", "ad"]) == "ab|c|ad"  # a top-level bar: left alone
+    assert _factored(["x{2}", "xb"]) == "x{2}|xb"  # no literal first character
+    assert _factored([r"\<a", "<b"]) == r"\<a|<b"  # spelled differently: nothing shared
+    assert _factored(["ab", "a"]) == "ab|a"  # nothing may be left empty
+    assert _factored(["ab", "c", "ad"]) == "a(?:b|d)|c"
+
+
+factor_texts = st.one_of(
+    st.lists(
+        st.sampled_from(
+            [
+                *FRAGMENTS,
+                "i'm sorry, but i can't help",
+                "i will not comply with the request",
+                "i have to respectfully decline",
+                "as a large language model",
+                "i am just an ai",
+                "i do not have feelings",
+                "my training data",
+                "<<sys>>",
+                "<end_of_turn>",
+                "[/inst]",
+                "[insert name]",
+                "[name]",
+                "{{ a.b }}",
+                "i",
+                "as",
+                "my",
+                "’",
+                "  ",
+            ]
+        ),
+        max_size=40,
+    ).map(lambda parts: "".join(parts).lower()),
+    st.text(alphabet="iasmy<[{}]|’' \n\t.aio", max_size=200),
+)
+
+
+@given(text=factor_texts)
+@settings(max_examples=300, deadline=None)
+def test_factored_builtins_match_like_the_flat_alternation(text: str) -> None:
+    for categories in (None, ("meta",), ("leak", "placeholder")):
+        factored = _builtin_patterns(categories=categories).regex
+        flat = re.compile(
+            "|".join(
+                pattern
+                for name, patterns, _, _ in _CATEGORIES
+                if categories is None or name in categories
+                for pattern in patterns
+            )
+        )
+        assert factored.pattern != flat.pattern
+        for start in (0, len(text) // 2):
+            assert [m.span() for m in factored.finditer(text, start)] == [
+                m.span() for m in flat.finditer(text, start)
+            ]

@@ -16,6 +16,7 @@ from l0.config import ConfigError
 from l0.types import State
 
 __all__ = [
+    "NO_DELTAS",
     "CheckResult",
     "GuardrailRule",
     "GuardrailViolation",
@@ -51,12 +52,33 @@ class GuardrailViolation:
 CheckResult = Sequence[GuardrailViolation] | Awaitable[Sequence[GuardrailViolation]]
 
 
+NO_DELTAS = -1
+"""The ``batch`` of a checker that needs no deltas (it works in ``check_final`` or
+``check_idle`` only): the engine never calls its ``check_delta``."""
+
+
 class RuleChecker(Protocol):
     """The per-attempt state of one rule.
 
     ``check_delta`` runs on every content delta and must cost O(len(delta)); ``check_final``
     runs once when the stream completes. Either may return an awaitable. ``max_gap`` (seconds)
     asks the runtime to call ``check_idle`` when the stream is silent that long.
+
+    A checker may also declare ``batch`` (optional; read with ``getattr``, default ``None``),
+    which lets the engine skip the calls that could not find anything:
+
+    - ``None``: ``check_delta`` runs on every delta, with that delta.
+    - ``n >= 1``: ``check_delta`` only takes text in until ``n`` more characters have arrived,
+      and what it finds depends on the text, never on how it is split. The engine may then
+      hand it the concatenation of the deltas since its last call, on the first delta where
+      ``n`` or more characters are pending, and whatever is still pending (less than ``n``)
+      just before ``check_final``. ``batch`` is read again as each call returns (it is how
+      many characters the *next* call needs), so it may be a property.
+    - :data:`NO_DELTAS`: ``check_delta`` finds nothing and keeps no state: never called.
+
+    The first delta of an attempt is always handed over as it is, so a checker sees where its
+    text starts in the content (a continuation's checkpoint may come before it). Findings
+    are then the same, on the same delta, as with a call per delta.
     """
 
     max_gap: float | None

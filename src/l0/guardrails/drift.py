@@ -22,6 +22,7 @@ violations as ``DRIFT_DETECTED``).
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -154,11 +155,13 @@ class DriftConfig:
 
 
 def _entropy(counts: Counter[str], total: int) -> float:
-    """Shannon entropy of a character distribution, in bits per character."""
+    """Shannon entropy of a character distribution (positive counts), in bits per character."""
     if total <= 0:
         return 0.0
+    values = counts.values()
     log2 = math.log2
-    return log2(total) - sum(c * log2(c) for c in counts.values() if c > 0) / total
+    weighted: float = sum(map(operator.mul, values, map(log2, values)))
+    return log2(total) - weighted / total
 
 
 def _shift_confidence(shift: float, threshold: float) -> float:
@@ -185,6 +188,7 @@ class DriftDetector:
         "_base_counts",
         "_base_entropy",
         "_base_size",
+        "_base_terms",
         "_config",
         "_depth",
         "_docstring",
@@ -239,6 +243,7 @@ class DriftDetector:
         self._frame_blocks = 0
         self._frame_start = 0
         self._base_counts: Counter[str] = Counter()
+        self._base_terms: dict[str, float] = {}
         self._base_size = 0
         self._base_entropy = 0.0
 
@@ -552,9 +557,20 @@ class DriftDetector:
                         f"to {current:.2f} bits",
                     ),
                 )
-        self._base_counts.update(counts)
+        # The baseline's entropy, from its terms c*log2(c) kept per character: only the
+        # characters of this frame change (same terms, same order, so the same sum as
+        # recomputing them all).
+        base_counts = self._base_counts
+        terms = self._base_terms
+        known = base_counts.get
+        log2 = math.log2
+        for char, count in counts.items():
+            count += known(char, 0)
+            base_counts[char] = count
+            terms[char] = count * log2(count)
         self._base_size += size
-        self._base_entropy = _entropy(self._base_counts, self._base_size)
+        total = self._base_size
+        self._base_entropy = log2(total) - sum(terms.values()) / total
 
 
 class _DriftChecker(_Checker):
@@ -565,6 +581,12 @@ class _DriftChecker(_Checker):
         self._severity = severity
         self._detector = DriftDetector(config)
         self._seen = 0
+
+    @property
+    def batch(self) -> int | None:  # type: ignore[override]
+        # The detector analyses whole blocks, at fixed offsets: until the current one is
+        # complete, a delta is only buffered.
+        return _BLOCK - self._detector._pending
 
     def check_delta(self, state: State, delta: str) -> Sequence[GuardrailViolation]:
         size = len(delta)
