@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import sys
 import weakref
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
@@ -259,10 +260,12 @@ class Session:
                         try:
                             decoder = await attempt.open()
                             guards = attempt.guards
-                            guard_check = (
-                                guards.check
-                                if guards is not None and attempt.streaming_guards
-                                else None
+                            # Guardrails are called only once the content reaches the
+                            # length the run asks for (GuardrailRun.next_release): below it
+                            # a call would do nothing. Without streaming rules: never.
+                            guard_run = guards if attempt.streaming_guards else None
+                            guard_next = (
+                                guard_run.next_release if guard_run is not None else sys.maxsize
                             )
                             trimmer = attempt.trimmer
                             trimming = trimmer is not None and not trimmer.done
@@ -325,8 +328,10 @@ class Session:
                                     append_part(text)
                                     state._length += len(text)
                                     state.token_count += 1
-                                    if guard_check is not None:
-                                        checked = guard_check(state, text)
+                                    if state._length >= guard_next:
+                                        assert guard_run is not None
+                                        checked = guard_run.check(state, text)
+                                        guard_next = guard_run.next_release
                                         if checked:
                                             found = (
                                                 checked
@@ -395,8 +400,10 @@ class Session:
                                         append_part(text)
                                         state._length += len(text)
                                         state.token_count += 1
-                                        if guard_check is not None:
-                                            checked = guard_check(state, text)
+                                        if state._length >= guard_next:
+                                            assert guard_run is not None
+                                            checked = guard_run.check(state, text)
+                                            guard_next = guard_run.next_release
                                             if checked:
                                                 found = (
                                                     checked
