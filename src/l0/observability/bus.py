@@ -3,9 +3,10 @@
 A sink is any callable taking one event. Sinks are isolated: one that raises is logged once
 and the stream goes on. When no sink listens, ``emit`` builds no event at all.
 
-The bus also tells the session's phases what is watching: ``metrics`` is the metrics recorder
-when an SDK meter provider is configured (it is then a sink too), ``observed`` whether any
-OpenTelemetry SDK is, so that nothing builds attribute dictionaries for nobody.
+The bus also tells the session's phases what is watching: ``telemetry`` the providers (resolved
+once per session, from a snapshot kept per provider change), ``metrics`` the metrics recorder
+when an SDK meter provider is configured (it also counts a few point events), ``observed``
+whether any OpenTelemetry SDK is, so that nothing builds attribute dictionaries for nobody.
 """
 
 from __future__ import annotations
@@ -55,10 +56,39 @@ def _logging_sink(event: ObservabilityEvent) -> None:
     )
 
 
-class Bus:
-    """Delivers a session's events to its sinks."""
+# The point events the metrics recorder counts (see MetricsRecorder.on_event): with no other
+# sink, the bus builds an event for these types only.
+_COUNTED: frozenset[ObservabilityEventType] = frozenset(
+    {
+        ObservabilityEventType.RETRY_ATTEMPT,
+        ObservabilityEventType.FALLBACK_START,
+        ObservabilityEventType.GUARDRAIL_RULE_RESULT,
+        ObservabilityEventType.TIMEOUT_TRIGGERED,
+    }
+)
 
-    __slots__ = ("clock", "meta", "metrics", "observed", "sinks", "stream_id")
+
+class Bus:
+    """Delivers a session's events to its sinks.
+
+    Attributes:
+        telemetry: the providers the session reports to, resolved when the bus is made.
+        metrics: the metrics recorder (an SDK meter provider is configured), else ``None``.
+        observed: whether any OpenTelemetry SDK is configured (build attributes only then).
+        sinks: the sinks every event goes to (the metrics recorder among them only when
+            there are others: alone, it gets only the events it counts).
+    """
+
+    __slots__ = (
+        "_counter",
+        "clock",
+        "meta",
+        "metrics",
+        "observed",
+        "sinks",
+        "stream_id",
+        "telemetry",
+    )
 
     def __init__(
         self,
@@ -71,27 +101,39 @@ class Bus:
         self.stream_id = stream_id
         self.meta = meta
         self.clock = clock
-        sinks: list[Sink] = [*_global_sinks, *extra_sinks]
-        if on_event is not None:
-            sinks.append(on_event)
-        if _log.isEnabledFor(logging.DEBUG):
-            sinks.append(_logging_sink)
-        # Resolved per session, so an SDK configured after `import l0` is picked up.
-        self.metrics: MetricsRecorder | None = recorder()
-        if self.metrics is not None:
-            sinks.append(self.metrics.on_event)
-        self.observed: bool = (
-            self.metrics is not None or providers.tracing_active() or providers.logs_active()
-        )
-        self.sinks: tuple[Sink, ...] = tuple(sinks)
+        # Resolved per session (cheaply: cached per provider change), so an SDK configured
+        # after `import l0` is picked up.
+        telemetry = providers.telemetry()
+        self.telemetry = telemetry
+        self.observed: bool = telemetry.observed
+        self.metrics: MetricsRecorder | None = recorder(telemetry) if telemetry.metrics else None
+        self._counter: Sink | None = None
+        debug = _log.isEnabledFor(logging.DEBUG)
+        if _global_sinks or extra_sinks or on_event is not None or debug:
+            sinks: list[Sink] = [*_global_sinks, *extra_sinks]
+            if on_event is not None:
+                sinks.append(on_event)
+            if debug:
+                sinks.append(_logging_sink)
+            if self.metrics is not None:
+                sinks.append(self.metrics.on_event)
+            self.sinks: tuple[Sink, ...] = tuple(sinks)
+        else:
+            self.sinks = ()
+            if self.metrics is not None:
+                self._counter = self.metrics.on_event
 
     def __bool__(self) -> bool:
+        """Whether any sink takes every event (so that building an event's data pays)."""
         return bool(self.sinks)
 
     def emit(self, type: ObservabilityEventType, data: Mapping[str, Any] | None = None) -> None:
         """Build the event and hand it to every sink (nothing is built when none listens)."""
-        if not self.sinks:
-            return
+        sinks = self.sinks
+        if not sinks:
+            if self._counter is None or type not in _COUNTED:
+                return
+            sinks = (self._counter,)
         event = ObservabilityEvent(
             type=type,
             ts=self.clock.wall(),
@@ -99,7 +141,7 @@ class Bus:
             meta=self.meta,
             data=data if data is not None else {},
         )
-        for sink in self.sinks:
+        for sink in sinks:
             try:
                 sink(event)
             except Exception:

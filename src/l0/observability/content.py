@@ -19,7 +19,6 @@ import orjson
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord
 
-from l0.observability import providers
 from l0.observability import semconv as sc
 from l0.observability.settings import ContentCapture, content_capture
 
@@ -157,12 +156,13 @@ def record(phase: Phase, content: Messages) -> None:
         for key, value in content.items():
             # Span attributes cannot hold structures: the convention's JSON string form.
             phase.span.set_attribute(key, _json(value))
-    if mode.as_event and providers.logs_active():
+    telemetry = phase.bus.telemetry
+    if mode.as_event and telemetry.logs:
         attributes: dict[str, Any] = {
             k: v for k, v in (phase.attributes or {}).items() if k in _EVENT_KEYS
         }
         attributes.update(content)
-        logger = providers.logger_provider().get_logger("l0")
+        logger = telemetry.logger_provider.get_logger("l0")
         logger.emit(
             LogRecord(
                 event_name=sc.EVENT_INFERENCE_DETAILS,

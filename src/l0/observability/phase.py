@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
 
 from l0.observability import content as content_capture
-from l0.observability import providers
 from l0.observability import semconv as sc
 from l0.observability.bus import Bus
 from l0.observability.events import ObservabilityEventType as T
@@ -129,18 +129,34 @@ class Phase:
         self.outcome: Outcome | None = None
         self.start_data = start_data
         self.started = bus.clock.now()
-        if parent is not None:
-            ctx: otel_context.Context | None = trace.set_span_in_context(parent.span)
+        if bus.observed:
+            start_attributes = dict(attributes) if attributes else None
+            self.attributes: dict[str, Any] | None = start_attributes or {}
         else:
-            ctx = parent_context
-        start_attributes = dict(attributes) if attributes else None
-        self.attributes: dict[str, Any] | None = (start_attributes or {}) if bus.observed else None
-        self.span: Span = providers.tracer().start_span(
-            name or kind.span_name,
-            context=ctx,
-            kind=kind.span_kind,
-            attributes=start_attributes,
-        )
+            # No SDK: nothing reads attributes (the no-op tracer drops them).
+            start_attributes = None
+            self.attributes = None
+        telemetry = bus.telemetry
+        if parent is not None:
+            parent_span = parent.span
+            if not telemetry.tracing and isinstance(parent_span, NonRecordingSpan):
+                # What the API's no-op tracer returns for a child of a non-recording span:
+                # that span itself (without building a context to tell it so).
+                self.span: Span = parent_span
+            else:
+                self.span = telemetry.tracer.start_span(
+                    name or kind.span_name,
+                    context=trace.set_span_in_context(parent_span),
+                    kind=kind.span_kind,
+                    attributes=start_attributes,
+                )
+        else:
+            self.span = telemetry.tracer.start_span(
+                name or kind.span_name,
+                context=parent_context,
+                kind=kind.span_kind,
+                attributes=start_attributes,
+            )
         if emit_start and kind.start_event is not None:
             bus.emit(kind.start_event, start_data)
 
@@ -163,11 +179,11 @@ class Phase:
 
     def set_many(self, attributes: Mapping[str, Any]) -> None:
         """Set several span attributes (``None`` values are skipped)."""
-        for key, value in attributes.items():
-            if value is not None:
-                self.span.set_attribute(key, value)
-                if self.attributes is not None:
-                    self.attributes[key] = value
+        present = {key: value for key, value in attributes.items() if value is not None}
+        if present:
+            self.span.set_attributes(present)
+            if self.attributes is not None:
+                self.attributes.update(present)
 
     def rename(self, name: str) -> None:
         """Rename the span."""
@@ -177,15 +193,13 @@ class Phase:
         """Add a span event (a handful per attempt at most: never per chunk)."""
         self.span.add_event(name, dict(attributes) if attributes else None)
 
-    @contextmanager
-    def activate(self) -> Iterator[None]:
+    def activate(self) -> AbstractContextManager[None]:
         """Make this phase's span current for the enclosed (non-yielding) work, so provider
         HTTP spans nest under it. Never hold it across a ``yield``."""
-        token = otel_context.attach(trace.set_span_in_context(self.span))
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
+        if trace.get_current_span() is self.span:
+            # Already current (e.g. no SDK: the phase's span is the caller's own).
+            return _ALREADY_CURRENT
+        return _Activation(self.span)
 
     def end(
         self,
@@ -209,33 +223,33 @@ class Phase:
         self.outcome = outcome
         span = self.span
         kept = self.attributes
-        if kept is not None:
-            kept[sc.L0_OUTCOME] = outcome.value
+        recording = span.is_recording()
+        if kept is not None or recording:
+            # The outcome, the end attributes and the error type, in that order, set at once.
+            changes: dict[str, Any] = {sc.L0_OUTCOME: outcome._value_}
             if attributes:
                 for key, value in attributes.items():
                     if value is not None:
-                        kept[key] = value
-            if outcome is Outcome.ERROR and error_type:
-                kept[sc.ERROR_TYPE] = error_type
-        if span.is_recording():
-            span.set_attribute(sc.L0_OUTCOME, outcome.value)
-            if attributes:
-                for key, value in attributes.items():
-                    if value is not None:
-                        span.set_attribute(key, value)
-            if outcome is Outcome.ERROR:
-                if error_type:
-                    span.set_attribute(sc.ERROR_TYPE, error_type)
-                span.set_status(
-                    Status(StatusCode.ERROR, redact(description) if description else None)
-                )
-            # Success and cancellation leave the status UNSET, as instrumentations should:
-            # OK is the application's to set, and a consumer's `break` is not an error.
+                        changes[key] = value
+            error = outcome is Outcome.ERROR
+            if error and error_type:
+                changes[sc.ERROR_TYPE] = error_type
+            if kept is not None:
+                kept.update(changes)
+            if recording:
+                span.set_attributes(changes)
+                if error:
+                    span.set_status(
+                        Status(StatusCode.ERROR, redact(description) if description else None)
+                    )
+                # Success and cancellation leave the status UNSET, as instrumentations should:
+                # OK is the application's to set, and a consumer's `break` is not an error.
         if content:
             content_capture.record(self, content)
         span.end()
         bus = self.bus
-        emit = emit_end and self.kind.end_event is not None and bool(bus)
+        end_event = self.kind.end_event
+        emit = emit_end and end_event is not None and bool(bus.sinks)
         recorder = bus.metrics
         if not emit and recorder is None:
             return
@@ -244,15 +258,36 @@ class Phase:
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             if emit:
-                assert self.kind.end_event is not None
-                data: dict[str, Any] = {"outcome": outcome.value}
+                assert end_event is not None
+                data: dict[str, Any] = {"outcome": outcome._value_}
                 if end_data:
                     data.update(end_data)
-                bus.emit(self.kind.end_event, data)
+                bus.emit(end_event, data)
             if recorder is not None:
                 _record(recorder, self, outcome, end_data)
         finally:
             otel_context.detach(token)
+
+
+class _Activation:
+    """``Phase.activate``'s context manager (a class: cheaper than a generator's)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: Token[otel_context.Context] | None = None
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)
+            self._token = None
+
+
+_ALREADY_CURRENT: AbstractContextManager[None] = nullcontext()
 
 
 def _record(recorder: Any, phase: Phase, outcome: Outcome, end_data: Any) -> None:

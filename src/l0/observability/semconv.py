@@ -30,10 +30,11 @@ v1.37.0, so both modes emit ``gen_ai.provider.name`` and neither emits ``gen_ai.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Final
+
+from l0.observability._env import EnvSetting
 
 __all__ = [
     "Conventions",
@@ -274,13 +275,20 @@ _V1_41 = Conventions(latest=False)
 _LATEST = Conventions(latest=True)
 
 
-def conventions() -> Conventions:
-    """The conventions in force, read from ``OTEL_SEMCONV_STABILITY_OPT_IN`` (a comma-separated
-    list, as for the other OpenTelemetry stability opt-ins). Cheap: called once per phase end."""
-    opt_in = os.environ.get(OPT_IN_ENV)
+def _parse_opt_in(opt_in: str | None) -> Conventions:
     if opt_in and LATEST_EXPERIMENTAL in (part.strip() for part in opt_in.split(",")):
         return _LATEST
     return _V1_41
+
+
+_OPT_IN: Final = EnvSetting(OPT_IN_ENV, _parse_opt_in)
+
+
+def conventions() -> Conventions:
+    """The conventions in force, read from ``OTEL_SEMCONV_STABILITY_OPT_IN`` (a comma-separated
+    list, as for the other OpenTelemetry stability opt-ins). Cheap: the variable is parsed
+    again only when it changes."""
+    return _OPT_IN.get()
 
 
 # --- attribute builders ---------------------------------------------------------------------

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 from typing import Final
+
+from l0.observability._env import EnvSetting
 
 __all__ = ["ContentCapture", "configure", "content_capture", "per_chunk_metrics"]
 
@@ -110,11 +111,7 @@ def _parse_capture(raw: str) -> ContentCapture | None:
         return None
 
 
-def content_capture() -> ContentCapture:
-    """The content capture mode in force."""
-    if _configured_capture is not None:
-        return _configured_capture
-    raw = os.environ.get(CAPTURE_CONTENT_ENV)
+def _capture_from_env(raw: str | None) -> ContentCapture:
     if not raw:
         return ContentCapture.NO_CONTENT
     mode = _parse_capture(raw)
@@ -131,8 +128,24 @@ def content_capture() -> ContentCapture:
     return mode
 
 
+def _per_chunk_from_env(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# Parsed again only when the variable changes (see l0.observability._env).
+_CAPTURE_ENV: Final = EnvSetting(CAPTURE_CONTENT_ENV, _capture_from_env)
+_PER_CHUNK_ENV: Final = EnvSetting(PER_CHUNK_ENV, _per_chunk_from_env)
+
+
+def content_capture() -> ContentCapture:
+    """The content capture mode in force."""
+    if _configured_capture is not None:
+        return _configured_capture
+    return _CAPTURE_ENV.get()
+
+
 def per_chunk_metrics() -> bool:
     """Whether the time-per-output-chunk histogram is recorded."""
     if _configured_per_chunk is not None:
         return _configured_per_chunk
-    return os.environ.get(PER_CHUNK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return _PER_CHUNK_ENV.get()

@@ -180,6 +180,8 @@ def cooldown_remaining(key: str | None, clock: Clock = SYSTEM_CLOCK) -> float:
     ``key`` (0 without a key or a cooldown). ``clock`` is unused today; it is part of the
     signature so a per-clock registry can be added without touching the caller."""
     del clock
+    if key is None:  # the common case, checked before the registry is asked
+        return 0.0
     return cooldowns.remaining(key)
 
 

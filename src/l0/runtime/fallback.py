@@ -6,9 +6,9 @@ Each target is one ``chat {model}`` span (the GenAI call, covering all retries o
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import FunctionType
 from typing import Any
@@ -60,14 +60,27 @@ class Target:
         return self.factory()
 
     @staticmethod
-    @contextmanager
-    def opening() -> Iterator[None]:
+    def opening() -> AbstractContextManager[None]:
         """Marks the enclosed factory call (and its await) for :func:`inside_attempt`."""
-        token = _OPENING.set(True)
-        try:
-            yield
-        finally:
-            _OPENING.reset(token)
+        return _Opening()
+
+
+class _Opening:
+    """``Target.opening``'s context manager (a class: a generator-based one costs ~1.5 µs
+    more per attempt)."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self) -> None:
+        self._token: Token[bool] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _OPENING.set(True)
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            _OPENING.reset(self._token)
+            self._token = None
 
 
 def _required_positional(factory: StreamFactory) -> int:

@@ -17,8 +17,6 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from uuid6 import uuid7
-
 from l0._classify import classify
 from l0.adapters._close import close_stream
 from l0.adapters.base import Adapter, Adapters, Decoder, open_decoder
@@ -37,6 +35,7 @@ from l0.observability import content as content_capture
 from l0.observability import semconv as sc
 from l0.observability.bus import Bus, Sink
 from l0.observability.events import ObservabilityEventType as T
+from l0.observability.ids import new_id
 from l0.observability.phase import Outcome, Phase, PhaseKind, current_context
 from l0.runtime import cooldown
 from l0.runtime.checkpoint import OverlapTrimmer
@@ -71,6 +70,8 @@ _closing: set[asyncio.Task[None]] = set()
 # The defaults are frozen: one instance serves every session (validation costs ~2 µs).
 _DEFAULT_RETRY = Retry()
 _DEFAULT_TIMEOUT = Timeout()
+# Shared by every session without meta (read-only).
+_NO_META: Mapping[str, Any] = MappingProxyType({})
 
 
 class _AttemptFailed(Exception):
@@ -126,8 +127,8 @@ class Session:
         self.retry_after_output = retry_after_output
         self.adapter = adapter
         self.clock = clock
-        self.stream_id = str(uuid7())
-        self.meta = MappingProxyType(dict(meta))
+        self.stream_id = new_id()
+        self.meta = MappingProxyType(dict(meta)) if meta else _NO_META
         self.state = State()
         self.bus = Bus(self.stream_id, self.meta, clock, on_event, sinks)
         # A session started inside a parallel/pool task shares that task's rate-limit key.
@@ -151,7 +152,9 @@ class Session:
             self.bus,
             parent_context=current_context(),
             attributes=attributes,
-            start_data={"targets": len(self.targets), "continuation": self.continuation},
+            start_data={"targets": len(self.targets), "continuation": self.continuation}
+            if self.bus.sinks
+            else None,
         )
         self._open: list[Phase] = [self.phase]
         self._generator = self._events()
@@ -195,7 +198,9 @@ class Session:
                 "time_to_first_token": state.time_to_first_token,
                 "token_count": state.token_count,
                 **session_end,
-            },
+            }
+            if self.bus.sinks or self.bus.metrics is not None
+            else None,
         )
 
     def abort(self) -> None:
@@ -237,7 +242,9 @@ class Session:
                 reason = AttemptReason.INITIAL if target.index == 0 else AttemptReason.FALLBACK
                 while True:
                     # Wait out a 429 cooldown published by another session on this key.
-                    await self._backoff(cooldown.cooldown_remaining(self.rate_limit_key, clock))
+                    wait = cooldown.cooldown_remaining(self.rate_limit_key, clock)
+                    if wait > 0:
+                        await self._backoff(wait)
                     target_attempt += 1
                     state.attempt += 1
                     context = AttemptContext(
@@ -538,10 +545,11 @@ class Session:
                         )
                         outcome = Outcome.COMPLETED
                         self._finish_phases(outcome)
-                        self.bus.emit(
-                            T.COMPLETE,
-                            {"token_count": state.token_count, "attempts": state.attempt},
-                        )
+                        if self.bus.sinks:
+                            self.bus.emit(
+                                T.COMPLETE,
+                                {"token_count": state.token_count, "attempts": state.attempt},
+                            )
                         yield complete
                         return
                     if gave_up_reason:
@@ -617,7 +625,9 @@ class Session:
             parent=self.phase,
             name=f"{sc.OPERATION_CHAT} {target.model}" if target.model else sc.OPERATION_CHAT,
             attributes=attributes,
-            start_data={"fallback_index": target.index, "model": target.model},
+            start_data={"fallback_index": target.index, "model": target.model}
+            if self.bus.sinks
+            else None,
         )
         self._open.append(phase)
         return phase
@@ -778,7 +788,9 @@ class _Attempt:
                 "attempt": context.attempt,
                 "fallback_index": context.fallback_index,
                 "reason": context.reason.value,
-            },
+            }
+            if session.bus.sinks
+            else None,
         )
         session._open.append(self.phase)
 
@@ -846,7 +858,9 @@ class _Attempt:
                 "category": classification.category.value if classification else None,
                 "code": classification.code.value if classification else None,
                 "response_model": session.state.response_model,
-            },
+            }
+            if session.bus.sinks or session.bus.metrics is not None
+            else None,
         )
         if self.phase in session._open:
             session._open.remove(self.phase)
@@ -995,10 +1009,11 @@ class _Attempt:
         state.usage = None
         state.finish_reason = state.response_id = state.response_model = None
         watchdog.reset()
-        session.bus.emit(
-            T.STREAM_INIT,
-            {"attempt": self.context.attempt, "fallback_index": self.target.index},
-        )
+        if session.bus.sinks:
+            session.bus.emit(
+                T.STREAM_INIT,
+                {"attempt": self.context.attempt, "fallback_index": self.target.index},
+            )
         watchdog.begin_read(self.started_at + initial if initial else None, "initial")
         try:
             with self.phase.activate(), Target.opening():
@@ -1026,7 +1041,10 @@ class _Attempt:
             decoder = self.decoder = open_decoder(adapter, raw)
         except Exception as error:
             raise self.failure(error) from error
-        session.bus.emit(T.STREAM_READY, {"attempt": self.context.attempt, "adapter": adapter.name})
+        if session.bus.sinks:
+            session.bus.emit(
+                T.STREAM_READY, {"attempt": self.context.attempt, "adapter": adapter.name}
+            )
         if self.target.provider is None and self.target_phase.observed:
             self.target_phase.set(sc.GEN_AI_PROVIDER_NAME, sc.provider_for_adapter(adapter.name))
 
