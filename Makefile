@@ -32,6 +32,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
+	bash scripts/ensure-valgrind.sh
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

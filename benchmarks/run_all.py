@@ -35,6 +35,12 @@ BENCHMARKS: tuple[tuple[str, str, str], ...] = (
         "and in-process over pre-built chunk objects.",
     ),
     (
+        "instructions",
+        "instructions.py",
+        "What l0 adds per chunk end to end, counted on a simulated CPU (cachegrind): "
+        "instructions and cache misses, the same from run to run.",
+    ),
+    (
         "bytecodes",
         "bytecodes.py",
         "Bytecodes l0 executes per chunk: a count, the same from run to run, for judging "
