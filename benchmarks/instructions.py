@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/instructions.py                  # 2,000 chunks, every variant
     .venv/bin/python benchmarks/instructions.py --variants "l0 core"
+    .venv/bin/python benchmarks/instructions.py --src /tmp/before/src   # l0 from another tree
 
 Wall-clock timings on a shared 2-vCPU machine move by several µs per chunk from one run to the
 next (``overhead.py`` reports the spread), which is as much as the differences to measure. This
@@ -77,7 +78,9 @@ def _python_for(name: str, v2_python: str) -> str | None:
     return sys.executable
 
 
-def _count(python: str, name: str, base_url: str, model: str, reads: int) -> dict[str, int]:
+def _count(
+    python: str, name: str, base_url: str, model: str, reads: int, src: str | None
+) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             "valgrind",
@@ -95,7 +98,8 @@ def _count(python: str, name: str, base_url: str, model: str, reads: int) -> dic
             "--reads",
             str(reads),
         ]
-        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(HERE)}
+        path = [str(HERE)] if src is None else [src, str(HERE)]
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(path)}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{name}: cachegrind run failed:\n{done.stderr[-2000:]}")
@@ -109,7 +113,7 @@ def _count(python: str, name: str, base_url: str, model: str, reads: int) -> dic
 
 
 def measure(
-    variants: list[str], base_url: str, model: str, v2_python: str
+    variants: list[str], base_url: str, model: str, v2_python: str, src: str | None = None
 ) -> dict[str, dict[str, float] | str]:
     """Per variant: counts for one read (or the reason it was skipped)."""
     jobs: dict[tuple[str, int], concurrent.futures.Future[dict[str, int]]] = {}
@@ -121,7 +125,8 @@ def measure(
                 results[name] = f"skipped: no {v2_python}"
                 continue
             for reads in (1, 3):
-                jobs[name, reads] = pool.submit(_count, python, name, base_url, model, reads)
+                tree = None if name == "raw" else src
+                jobs[name, reads] = pool.submit(_count, python, name, base_url, model, reads, tree)
         for name in variants:
             if name in results:
                 continue
@@ -193,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 chunks")
     parser.add_argument("--variants", help="comma-separated subset (raw always runs)")
     parser.add_argument("--v2-python", default="/tmp/bench-v2/bin/python")
+    parser.add_argument(
+        "--src", help="import l0 from this source tree (e.g. a checkout of an earlier commit)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -213,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     chunks = 200 if args.quick else args.chunks
     model = f"gpt-4o-mini+words={chunks},chunk=1w"
     with chaos_server() as base_url:
-        results = measure(variants, base_url, model, args.v2_python)
+        results = measure(variants, base_url, model, args.v2_python, args.src)
     print(report(results, chunks))
     return 0
 
