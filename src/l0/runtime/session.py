@@ -270,9 +270,10 @@ class Session:
                             # Guardrails are called only once the content reaches the
                             # length the run asks for (GuardrailRun.next_release): below it
                             # a call would do nothing. Without streaming rules: never.
-                            guard_run = guards if attempt.streaming_guards else None
                             guard_next = (
-                                guard_run.next_release if guard_run is not None else sys.maxsize
+                                guards.next_release
+                                if guards is not None and attempt.streaming_guards
+                                else sys.maxsize
                             )
                             trimmer = attempt.trimmer
                             trimming = trimmer is not None and not trimmer.done
@@ -336,17 +337,7 @@ class Session:
                                     state._length += len(text)
                                     state.token_count += 1
                                     if state._length >= guard_next:
-                                        assert guard_run is not None
-                                        checked = guard_run.check(state, text)
-                                        guard_next = guard_run.next_release
-                                        if checked:
-                                            found = (
-                                                checked
-                                                if isinstance(checked, list)
-                                                else await checked
-                                            )
-                                            if found:
-                                                attempt.violations(found, len(text))
+                                        guard_next = await attempt.check_guardrails(text)
                                     # Event(_TOKEN, text, ts=now) without the call to a
                                     # Python __init__ (~50 ns of the ~160 an event costs);
                                     # test_runtime checks that every field is set.
@@ -408,17 +399,7 @@ class Session:
                                         state._length += len(text)
                                         state.token_count += 1
                                         if state._length >= guard_next:
-                                            assert guard_run is not None
-                                            checked = guard_run.check(state, text)
-                                            guard_next = guard_run.next_release
-                                            if checked:
-                                                found = (
-                                                    checked
-                                                    if isinstance(checked, list)
-                                                    else await checked
-                                                )
-                                                if found:
-                                                    attempt.violations(found, len(text))
+                                            guard_next = await attempt.check_guardrails(text)
                                         yield event
                                     elif etype is _TOOL_CALL_DELTA or etype is _TOOL_CALL:
                                         received += 1
@@ -1106,6 +1087,19 @@ class _Attempt:
             state.usage = usage if isinstance(usage, Usage) else Usage.from_mapping(usage)
         self.metadata(event.data)
         self.complete_raw = event.raw
+
+    async def check_guardrails(self, delta: str) -> int:
+        """Run the streaming guardrails on ``delta`` (due: the content reached the run's
+        ``next_release``); record what they found, raising when it fails the attempt. Returns
+        the content length at which they are due next."""
+        run = self.guards
+        assert run is not None
+        checked = run.check(self.session.state, delta)
+        if checked:
+            found = checked if isinstance(checked, list) else await checked
+            if found:
+                self.violations(found, len(delta))
+        return run.next_release
 
     def tool_call(self, event: Event) -> None:
         """A complete tool call: into ``state.tool_calls``."""
