@@ -274,3 +274,48 @@ async def test_fast_path_events_are_complete_events() -> None:
         assert event == Event(EventType.TOKEN, event.text, ts=event.ts)
         assert values == dataclasses.asdict(Event(EventType.TOKEN, event.text, ts=event.ts))
     assert [e.text for e in events[:3]] == ["a", "b", "c"]
+
+
+async def test_a_chunk_keeping_decoder_hands_back_every_chunk_in_order() -> None:
+    from opentelemetry.instrumentation.l0.adapters import RawChunkDecoder
+
+    chunks = [content_chunk(word) for word in ("one", " two", " three")]
+    finish = build(
+        {
+            "content": None,
+            "finish_reason": "stop",
+            "index": 0,
+            "usage": None,
+            "tool_calls": None,
+            "empty": False,
+            "validate": False,
+        }
+    )
+    stream = [*chunks, finish]
+
+    events = [e async for e in decoded_events(RawChunkDecoder(replay(stream), source="openai"))]
+    result = await l0.run(
+        stream=lambda: replay(stream),
+        adapter=_RawChunks(),
+        clock=FakeClock(),
+    )
+    through_session = [e async for e in result]
+
+    for seen in (events, through_session):
+        assert [c for e in seen for c in (e.raw or ())] == stream
+        assert "".join(e.text or "" for e in seen) == "one two three"
+
+
+class _RawChunks:
+    name = "openai"
+
+    def detect(self, stream: Any) -> bool:
+        return False
+
+    def wrap(self, stream: Any) -> AsyncIterator[Event]:
+        return decoded_events(self.decoder(stream))
+
+    def decoder(self, stream: Any) -> Decoder:
+        from opentelemetry.instrumentation.l0.adapters import RawChunkDecoder
+
+        return RawChunkDecoder(stream, source="openai")

@@ -65,6 +65,10 @@ class Decoder(Protocol):
     either becomes :meth:`invalid`'s event. When ``chunks`` is exhausted the runtime takes
     :meth:`finish`'s events; when it raises, :meth:`failed`'s. :meth:`aclose` is awaited once,
     however the attempt ends.
+
+    A decoder may set ``keeps_chunks = True``: the events of chunks :meth:`text` answers then
+    carry ``raw=(chunk,)``, as an integration that hands the provider's own chunks back needs
+    (its :meth:`events` sets ``raw`` itself).
     """
 
     chunks: AsyncIterator[Any]
@@ -158,6 +162,7 @@ async def decoded_events(decoder: Decoder) -> AsyncGenerator[Event, None]:
     however it ends."""
     try:
         chunks = decoder.chunks
+        keeps_chunks = getattr(decoder, "keeps_chunks", False) is True
         while True:
             try:
                 chunk = await chunks.__anext__()
@@ -168,7 +173,10 @@ async def decoded_events(decoder: Decoder) -> AsyncGenerator[Event, None]:
                 return
             try:
                 text = decoder.text(chunk)
-                events = decoder.events(chunk) if text is None else (Event(_TOKEN, text),)
+                if text is None:
+                    events = decoder.events(chunk)
+                else:
+                    events = (Event(_TOKEN, text, raw=(chunk,) if keeps_chunks else None),)
             except Exception as error:
                 yield decoder.invalid(chunk, error)
                 return

@@ -281,6 +281,9 @@ class Session:
                             steady_kind = attempt.steady_kind
                             read = decoder.chunks.__anext__
                             text_of = decoder.text
+                            # A decoder that keeps the provider's chunks on its events (the
+                            # instrumentor's) gets the chunk on fast-path events too.
+                            keeps_chunks = getattr(decoder, "keeps_chunks", False) is True
                             now_fn = clock.now
                             current_task = task_getter()
                             append_part = state._parts.append  # State.append, inlined below
@@ -344,7 +347,8 @@ class Session:
                                     event = new_event(Event)
                                     event.type = _TOKEN
                                     event.text = text
-                                    event.data = event.usage = event.error = event.raw = None
+                                    event.data = event.usage = event.error = None
+                                    event.raw = (chunk,) if keeps_chunks else None
                                     event.ts = now
                                     yield event
                                     continue

@@ -5,7 +5,7 @@ its ``ChatCompletion``. l0's adapters turn those objects into events and drop th
 adapters here put them on ``Event.raw`` instead, always as a tuple:
 
 - :class:`RawChunkAdapter` (streams) reads with l0's OpenAI decoder
-  (:class:`l0.adapters.openai.OpenAIDecoder`), every chunk through its full path. When an
+  (:class:`l0.adapters.openai.OpenAIDecoder`). When an
   event comes out, the chunks read since the previous event are its ``raw``: chunks
   that make no event of their own (the role chunk, the finish chunk, the usage chunk, most
   Responses API events) ride on the next event, and whatever is left on ``COMPLETE``, which the
@@ -32,21 +32,30 @@ __all__ = ["RawChunkAdapter", "RawChunkDecoder", "ResponseAdapter", "response_ch
 _COMPLETE = EventType.COMPLETE
 _ERROR = EventType.ERROR
 _NO_RAW: tuple[Any, ...] = ()
+_text = OpenAIDecoder.text
 
 
 class RawChunkDecoder(OpenAIDecoder):
     """l0's OpenAI decoder, putting the chunks read since the previous event on each event's
-    ``raw``. Every chunk goes through :meth:`events` (no text fast path): the caller must get
-    each one back."""
+    ``raw``: the caller must get each one back. A plain content chunk with nothing pending
+    takes the text fast path, and the runtime sets its event's ``raw`` to ``(chunk,)``
+    (``keeps_chunks``)."""
 
     __slots__ = ("_pending",)
+
+    keeps_chunks = True
+    """The runtime puts ``(chunk,)`` on the events of chunks :meth:`text` answers."""
 
     def __init__(self, stream: Any, *, source: str) -> None:
         super().__init__(stream, source=source)
         self._pending: list[Any] = []
 
     def text(self, chunk: Any) -> str | None:
-        return None
+        # The fast path only when no chunk is waiting to ride on the next event: its event
+        # then carries exactly this chunk, which the runtime attaches.
+        if self._pending:
+            return None
+        return _text(self, chunk)
 
     def events(self, chunk: Any) -> Sequence[Event]:
         self._pending.append(chunk)
