@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import random
 import re
 import statistics
 import subprocess
@@ -25,6 +26,7 @@ __all__ = [
     "load",
     "machine",
     "markdown_table",
+    "median_ci",
     "quartiles",
     "sdk_providers",
 ]
@@ -82,6 +84,25 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
         return values[0], values[0], values[0]
     q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return q1, q2, q3
+
+
+def median_ci(
+    values: Sequence[float], confidence: float = 0.95, resamples: int = 4000, seed: int = 0
+) -> tuple[float, float]:
+    """A bootstrap confidence interval for the median of ``values``: the range the median of
+    the rounds would fall in, ``confidence`` of the time, if the benchmark were run again.
+
+    The inter-quartile range says how much single rounds vary; this says how well their
+    median is known (it narrows with the number of rounds). Seeded: the same values give the
+    same interval.
+    """
+    if len(values) < 2:
+        return values[0], values[0]
+    rng = random.Random(seed)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    return medians[int(tail * resamples)], medians[int((1 - tail) * resamples) - 1]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: int = 1) -> str:

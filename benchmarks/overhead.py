@@ -54,7 +54,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from _common import SDK_SETUP, chaos_server, load, machine, markdown_table, quartiles
+from _common import (
+    SDK_SETUP,
+    chaos_server,
+    load,
+    machine,
+    markdown_table,
+    median_ci,
+    quartiles,
+)
 
 HERE = Path(__file__).resolve().parent
 COMPARED = " (--compare-src)"
@@ -348,13 +356,22 @@ def measure(
     return results
 
 
+def _per_round(values: list[float], base: list[float], scale: float) -> list[float]:
+    return [(v - b) * scale for v, b in zip(values, base, strict=True)]
+
+
 def _paired(values: list[float], base: list[float], scale: float) -> tuple[float, float, float]:
-    return quartiles([(v - b) * scale for v, b in zip(values, base, strict=True)])
+    return quartiles(_per_round(values, base, scale))
+
+
+def per_chunk_overheads(r: dict[str, list[float]], chunks: int) -> list[float]:
+    """A variant's per-round overhead (µs per chunk) over the raw read beside it."""
+    return _per_round(r["long"], r["raw"], 1e6 / chunks)
 
 
 def overhead(r: dict[str, list[float]], chunks: int) -> float:
     """The median paired per-chunk overhead (µs) of a variant over the raw read beside it."""
-    return _paired(r["long"], r["raw"], 1e6 / chunks)[1]
+    return quartiles(per_chunk_overheads(r, chunks))[1]
 
 
 def report(
@@ -368,7 +385,9 @@ def report(
     rows: list[list[Any]] = []
     for name, r in results.items():
         median = quartiles(r["long"])[1]
-        q1, q2, q3 = _paired(r["long"], r["raw"], 1e6 / chunks)
+        per_round = per_chunk_overheads(r, chunks)
+        q1, q2, q3 = quartiles(per_round)
+        low, high = median_ci(per_round)
         ratios = [v / b - 1 for v, b in zip(r["long"], r["raw"], strict=True)]
         percent = quartiles(ratios)[1] * 100
         cpu = _paired(r["long_cpu"], r["raw_cpu"], 1e6 / chunks)[1]
@@ -380,6 +399,7 @@ def report(
                 f"{median * 1e3:.1f}",
                 f"{median / chunks * 1e6:.2f}",
                 f"{q2:+.2f}",
+                f"{low:+.2f} … {high:+.2f}",
                 f"{q1:+.2f} … {q3:+.2f}",
                 f"{percent:+.1f}%",
                 f"{cpu:+.2f}",
@@ -387,13 +407,14 @@ def report(
             ]
         )
     for name in skipped:
-        rows.append([name, "skipped", "", "", "", "", "", ""])
+        rows.append([name, "skipped", "", "", "", "", "", "", ""])
     header = [
         "variant",
         "ms/run",
         "µs/chunk",
         "overhead µs/chunk",
-        "IQR",
+        "95% CI of the median",
+        "IQR of rounds",
         "vs raw",
         "CPU overhead µs/chunk",
         "fixed µs/session",
@@ -405,9 +426,10 @@ def report(
         f"(its own process), {rounds} interleaved rounds. Each variant's worker process also "
         f"reads the stream raw in every round (first or second, alternately): overhead = "
         f"variant − that raw read, per content chunk (the session's fixed cost included), "
-        f"median over rounds with its inter-quartile range; CPU = the worker's process time. "
-        f"Fixed cost: {batch} one-word streams per round, per session, same pairing. "
-        f"Load before: {loads[0]}; after: {loads[1]}.",
+        f"median over rounds; its 95% confidence interval (bootstrap: how well the median is "
+        f"known) and the inter-quartile range of the rounds (how much one round varies); "
+        f"CPU = the worker's process time. Fixed cost: {batch} one-word streams per round, per "
+        f"session, same pairing. Load before: {loads[0]}; after: {loads[1]}.",
         "",
         markdown_table(header, rows),
         "",
@@ -417,33 +439,61 @@ def report(
     for name, reason in skipped.items():
         lines.append(f"- {name} skipped: {reason}")
     lines.append(f"- OTel SDK where configured: {SDK_SETUP}.")
-    lines.append(_verdict(results, chunks))
+    lines.extend(verdict(results, chunks))
     return "\n".join(lines)
 
 
-def _verdict(results: dict[str, dict[str, list[float]]], chunks: int) -> str:
+def _against(ci: tuple[float, float], limit: float) -> str:
+    """Whether a median whose 95% interval is ``ci`` is within ``limit``: a claim only when
+    the whole interval is on one side."""
+    low, high = ci
+    if high <= limit:
+        return "met"
+    if low > limit:
+        return "NOT met"
+    return "not decided on this run (the interval holds the limit; add rounds)"
+
+
+def verdict(results: dict[str, dict[str, list[float]]], chunks: int) -> list[str]:
+    """The budget of issue 8, judged on the 95% intervals of the medians."""
     if "l0 full stack" not in results:
-        return "- Budget: not evaluated (no full-stack run)."
+        return ["- Budget: not evaluated (no full-stack run)."]
     full_r = results["l0 full stack"]
-    full = overhead(full_r, chunks)
-    share = full / (quartiles(full_r["raw"])[1] / chunks * 1e6) * 100
-    parts = [
-        f"- Budget (full stack ≤ 4 µs/chunk and ≤ 5% of the raw read): {full:+.2f} µs/chunk, "
-        f"{share:.1f}% — {'met' if full <= 4 and share <= 5 else 'NOT met'}"
+    full = per_chunk_overheads(full_r, chunks)
+    raw_per_chunk = quartiles(full_r["raw"])[1] / chunks * 1e6
+    median = quartiles(full)[1]
+    ci = median_ci(full)
+    share = [value / raw_per_chunk * 100 for value in ci]
+    lines = [
+        f"- Budget, full stack ≤ 4 µs/chunk: median {median:+.2f} (95% CI {ci[0]:+.2f} … "
+        f"{ci[1]:+.2f}) — {_against(ci, 4.0)}; ≤ 5% of the raw read: "
+        f"{share[0]:.1f} … {share[1]:.1f}% — {_against((share[0], share[1]), 5.0)}."
     ]
     if "openai-v2 instrumentation" in results:
-        v2 = overhead(results["openai-v2 instrumentation"], chunks)
-        parts.append(
-            f"; openai-v2 instrumentation adds {v2:+.2f} µs/chunk on the same run: l0's full "
-            f"stack is {'below' if full < v2 else 'NOT below'} it"
+        # Both workers read in the same round: compare their overheads round by round.
+        v2 = per_chunk_overheads(results["openai-v2 instrumentation"], chunks)
+        difference = [a - b for a, b in zip(full, v2, strict=True)]
+        d_median = quartiles(difference)[1]
+        low, high = median_ci(difference)
+        if high < 0:
+            outcome = "below it — met"
+        elif low > 0:
+            outcome = "above it — NOT met"
+        else:
+            outcome = "not distinguishable on this run"
+        lines.append(
+            f"- Full stack vs the official openai-v2 instrumentation on the same rounds: "
+            f"{d_median:+.2f} µs/chunk (95% CI {low:+.2f} … {high:+.2f}): {outcome}."
         )
     if "l0 core" in results:
-        core = overhead(results["l0 core"], chunks)
-        parts.append(
-            f". Core without SDK: {core:+.2f} µs/chunk "
-            f"({'under' if core < 1.5 else 'NOT under'} 1.5)"
+        core = per_chunk_overheads(results["l0 core"], chunks)
+        ci = median_ci(core)
+        lines.append(
+            f"- Core without an SDK < 1.5 µs/chunk end to end: median {quartiles(core)[1]:+.2f} "
+            f"(95% CI {ci[0]:+.2f} … {ci[1]:+.2f}) — {_against(ci, 1.5)} (the in-process "
+            "figure is below)."
         )
-    return "".join(parts) + "."
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,6 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-inprocess", action="store_true", help="skip the micro-benchmark")
     parser.add_argument("--quick", action="store_true", help="200 chunks, 4 rounds")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--save", metavar="FILE", help="also write every round's timings to FILE (JSON)"
+    )
+    parser.add_argument(
+        "--load",
+        metavar="FILE",
+        help="report the rounds saved in FILE (by --save) instead of measuring",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--long-model", help=argparse.SUPPRESS)
@@ -479,6 +537,10 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in names if n in wanted]
     if args.compare_src:
         names += [f"{n}{COMPARED}" for n in names if n.startswith("l0 ")]
+    if args.load:
+        saved = json.loads(Path(args.load).read_text(encoding="utf-8"))
+        print(report(saved["results"], saved["skipped"], *saved["settings"], saved["loads"]))
+        return 0
     long_model = f"gpt-4o-mini+words={args.chunks},chunk=1w"
     short_model = "gpt-4o-mini+words=1"
     before = load()
@@ -498,7 +560,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for w in workers:
                 w.close()
-    print(report(results, skipped, args.chunks, args.rounds, args.batch, (before, load())))
+    loads = (before, load())
+    if args.save:
+        settings = [args.chunks, args.rounds, args.batch]
+        saved = {"results": results, "skipped": skipped, "settings": settings, "loads": loads}
+        Path(args.save).write_text(json.dumps(saved), encoding="utf-8")
+    print(report(results, skipped, args.chunks, args.rounds, args.batch, loads))
     if not args.no_inprocess:
         print()
         command = [sys.executable, str(HERE / "hotpath.py")] + (["--quick"] if args.quick else [])
