@@ -31,9 +31,16 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	bash scripts/ensure-valgrind.sh
+	bash scripts/ensure-bench-v2.sh
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench-v2 .mypy_cache .pytest_cache .ruff_cache

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import chaos_server, load, machine, markdown_table
+from overhead import DEFAULT_V2_PYTHON
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="200 chunks")
     parser.add_argument("--variants", help="comma-separated subset (raw always runs)")
-    parser.add_argument("--v2-python", default="/tmp/bench-v2/bin/python")
+    parser.add_argument("--v2-python", default=DEFAULT_V2_PYTHON)
     parser.add_argument(
         "--src", help="import l0 from this source tree (e.g. a checkout of an earlier commit)"
     )

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/overhead.py                  # 2,000 chunks, 40 rounds
     .venv/bin/python benchmarks/overhead.py --quick          # a smoke run (small, few rounds)
-    .venv/bin/python benchmarks/overhead.py --v2-python /tmp/bench-v2/bin/python
+    .venv/bin/python benchmarks/overhead.py --v2-python .venv-bench-v2/bin/python
     .venv/bin/python benchmarks/overhead.py --compare-src /tmp/before/src   # before/after
 
 A chaos server (its own process) streams ``gpt-4o-mini+words=N,chunk=1w``: N content chunks
@@ -66,7 +66,8 @@ from _common import (
 
 HERE = Path(__file__).resolve().parent
 COMPARED = " (--compare-src)"
-DEFAULT_V2_PYTHON = "/tmp/bench-v2/bin/python"
+# Made by scripts/ensure-bench-v2.sh (`make bench`); see docs/performance.md.
+DEFAULT_V2_PYTHON = str(HERE.parent / ".venv-bench-v2" / "bin" / "python")
 MESSAGES = [{"role": "user", "content": "Tell me a long story."}]
 PREFIX = "@@ "
 
