@@ -636,6 +636,84 @@ async def test_never_iterated_result_opens_nothing() -> None:
     assert factory.calls == 0
 
 
+# ``async for`` iterates the session's generator itself (no wrapper with a Python __anext__);
+# the loop owns it, and the session ends when the loop lets it go early.
+
+
+async def test_leaving_async_with_after_a_break_has_already_closed_the_stream() -> None:
+    clock = FakeClock()
+    factory = scripted_factory(["a", "b", "c"], clock=clock)
+    result = await l0.run(stream=factory, clock=clock)
+    async with result:
+        async for _ in result:
+            break
+        # The loop let the generator go: the session ended (cancelled) at once ...
+        assert result.state.aborted
+        assert result._session.finished
+    # ... and leaving `async with` waited for asyncio's close of it: the stream is released.
+    assert factory.streams[0].closed
+
+
+async def test_looping_over_run_directly_keeps_the_session_alive() -> None:
+    # The Result is a temporary here: only the loop holds the generator.
+    clock = FakeClock()
+    seen: list[str] = []
+
+    def note(event: Any) -> None:
+        seen.append(event.type.value)
+
+    factory = scripted_factory(["a", "b", "c"], clock=clock)
+    async for event in await l0.run(stream=factory, on_event=note, clock=clock):
+        gc.collect()  # the Result is gone: that must not end the session
+        seen.append(event.type.value)
+    # One session end, after the last token: not when the Result was collected.
+    assert seen.count("SESSION_END") == 1
+    last_token = len(seen) - 1 - seen[::-1].index("token")
+    assert seen.index("SESSION_END") > last_token
+    assert seen[-1] == "complete"
+
+
+async def test_a_second_loop_after_a_break_yields_nothing() -> None:
+    clock = FakeClock()
+    factory = scripted_factory(["a", "b", "c"], clock=clock)
+    result = await l0.run(stream=factory, clock=clock)
+    async for _ in result:
+        break
+    assert [e async for e in result] == []
+    assert await result.read() == "a"
+    assert result.state.aborted
+    await result.aclose()  # nothing left to close: returns at once
+    assert factory.streams[0].closed
+
+
+async def test_an_iterator_dropped_before_its_first_step_ends_the_session() -> None:
+    clock = FakeClock()
+    factory = scripted_factory(["a"], clock=clock)
+    result = await l0.run(stream=factory, clock=clock)
+    iterator = aiter(result)
+    del iterator
+    assert result._session.finished
+    assert result.state.aborted
+    assert await result.read() == ""
+    assert factory.calls == 0
+
+
+async def test_a_finished_session_is_freed_without_the_cycle_collector() -> None:
+    import weakref
+
+    clock = FakeClock()
+    result = await l0.run(stream=scripted_factory(["a", "b"], clock=clock), clock=clock)
+    session = weakref.ref(result._session)
+    gc.disable()
+    try:
+        async for _ in result:
+            pass
+        del result, _
+        assert session() is None
+    finally:
+        gc.enable()
+
+
 # --- wrap ----------------------------------------------------------------------------------
 
 

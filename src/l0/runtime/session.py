@@ -9,11 +9,12 @@ session live across its ``yield``s and are ended on every exit path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
 import sys
 import weakref
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any
 
@@ -65,8 +66,6 @@ _COMPLETE = EventType.COMPLETE
 _ERROR = EventType.ERROR
 _NETWORK_KINDS = (ErrorCategory.NETWORK, ErrorCategory.TRANSIENT)
 _PRIMITIVES = (str, bool, int, float)
-# Keeps close tasks started from __del__ alive until they finish.
-_closing: set[asyncio.Task[None]] = set()
 # The defaults are frozen: one instance serves every session (validation costs ~2 µs).
 _DEFAULT_RETRY = Retry()
 _DEFAULT_TIMEOUT = Timeout()
@@ -157,9 +156,58 @@ class Session:
             else None,
         )
         self._open: list[Phase] = [self.phase]
-        self._generator = self._events()
+        # The event generator. Until an ``async for`` takes it (hand_out) the session owns it;
+        # from then on the loop does, and the session keeps only a weak reference.
+        self._generator: AsyncGenerator[Event, None] | None = self._events()
+        self._handed_out: weakref.ReferenceType[AsyncGenerator[Event, None]] | None = None
+        self.started = False  # the generator began running
+        self.released = False  # ... and has run its cleanup (the provider stream is closed)
+        self._release_waiters: list[asyncio.Future[None]] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
+
+    def events(self) -> AsyncGenerator[Event, None] | None:
+        """The event generator, whoever owns it (``None``: a loop that owned it dropped it)."""
+        generator = self._generator
+        if generator is None and self._handed_out is not None:
+            generator = self._handed_out()
+        return generator
+
+    def hand_out(self) -> AsyncIterator[Event]:
+        """The iterator for an ``async for``: the event generator itself, with no wrapper
+        between it and the loop (a wrapper's ``__anext__`` is one more Python call per chunk).
+
+        The loop owns it from here on: the session keeps a weak reference, so a loop left
+        early (``break``, ``return``, an exception in its body) drops the last reference.
+        Then :func:`_loop_dropped` ends the session at once, and asyncio's async-generator
+        finalizer closes the generator in a task, which releases the provider stream.
+        """
+        generator = self._generator
+        if generator is None:
+            return self.events() or _finished()
+        self._generator = None
+        self._handed_out = weakref.ref(generator, functools.partial(_loop_dropped, self))
+        return generator
+
+    async def wait_released(self) -> None:
+        """Wait until the generator has run its cleanup, if it started and has not yet (the
+        close asyncio schedules for a dropped generator)."""
+        if not self.started or self.released:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._release_waiters is None:
+            self._release_waiters = []
+        self._release_waiters.append(waiter)
+        await waiter
+
+    def _mark_released(self) -> None:
+        self.released = True
+        waiters = self._release_waiters
+        if waiters:
+            self._release_waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def end_abandoned(self) -> None:
         """Called when the result is garbage-collected: end whatever is still open."""
@@ -215,6 +263,7 @@ class Session:
     # --- the event stream -------------------------------------------------------------------
 
     async def _events(self) -> AsyncGenerator[Event, None]:
+        self.started = True
         state = self.state
         clock = self.clock
         watchdog = self.watchdog
@@ -586,6 +635,7 @@ class Session:
         finally:
             if not self.finished:
                 self._finish_phases(outcome)
+            self._mark_released()
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -1142,51 +1192,31 @@ def _tool_call(data: Any, position: int) -> ToolCall:
     )
 
 
-class _Iteration:
-    """The iterator ``async for`` gets from a :class:`Result`. When the loop is left early
-    (``break``, ``return``, an exception in the body) this object is dropped and closes the
-    session, so the provider connection is released at once rather than at GC time."""
-
-    __slots__ = ("__weakref__", "_anext", "_result")
-
-    def __init__(self, result: Result) -> None:
-        self._result = result
-        self._anext = result._session._generator.__anext__
-
-    def __aiter__(self) -> _Iteration:
-        return self
-
-    def __anext__(self) -> Any:
-        return self._anext()
-
-    def __del__(self) -> None:
-        session = self._result._session
-        if session.finished:
-            return
-        session.abort_requested = True
-        session.watchdog.attention = True
-        session.state.aborted = True
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            session.end_abandoned()
-            return
-        task = loop.create_task(_close_generator(session))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
-
-
-async def _close_generator(session: Session) -> None:
-    try:
-        await session._generator.aclose()
-    except Exception:
-        pass
+def _loop_dropped(session: Session, _: object) -> None:
+    # The handed-out generator is gone (weakref callback). Left early, the session ends now
+    # (outcome cancelled); the close asyncio scheduled for the generator releases the stream.
+    if session.finished:
+        return
+    session.abort_requested = True
+    session.watchdog.attention = True
+    session.state.aborted = True
     session.end_abandoned()
 
 
+async def _nothing() -> AsyncGenerator[Event, None]:
+    return
+    yield  # pragma: no cover - makes this an async generator
+
+
+def _finished() -> AsyncIterator[Event]:
+    """An iterator with nothing left (a second loop over a result a first loop let go)."""
+    return _nothing()
+
+
 def _finalize(session: Session) -> None:
-    # weakref.finalize callback: must not reference the Result.
-    if not session.finished:
+    # weakref.finalize callback: must not reference the Result. A generator a loop took is
+    # the loop's: its own end (or _loop_dropped) ends the session, not the Result's.
+    if not session.finished and session._generator is not None:
         session.end_abandoned()
 
 
@@ -1222,20 +1252,26 @@ class Result:
         """The session's id (UUIDv7), shared by all its observability events and spans."""
         return self._session.stream_id
 
-    def __aiter__(self) -> _Iteration:
+    def __aiter__(self) -> AsyncIterator[Event]:
         self._session.iterated = True
-        return _Iteration(self)
+        return self._session.hand_out()
 
     async def __anext__(self) -> Event:
-        self._session.iterated = True
-        return await self._session._generator.__anext__()
+        session = self._session
+        session.iterated = True
+        generator = session.events()
+        if generator is None:
+            raise StopAsyncIteration
+        return await generator.__anext__()
 
     async def read(self) -> str:
         """Consume the stream and return the final text (raises :class:`l0.L0Error`)."""
         session = self._session
         session.iterated = True
-        async for _ in session._generator:
-            pass
+        generator = session.events()
+        if generator is not None:
+            async for _ in generator:
+                pass
         if session.state.error is not None:
             raise session.state.error
         return session.state.content
@@ -1252,7 +1288,11 @@ class Result:
             session.abort_requested = True
             session.watchdog.attention = True
             session.state.aborted = True
-        await session._generator.aclose()
+        generator = session.events()
+        if generator is not None:
+            await generator.aclose()
+        else:
+            await session.wait_released()
         if not session.finished:
             session.end_abandoned()
 
