@@ -367,9 +367,17 @@ class Running:
             first, self._first = self._first, ()
             for chunk in first:
                 yield chunk
+            relay = self._relay
+            plain = not self.continuation  # no chunk to keep as a template
             async for event in self.events:
-                for chunk in self._relay(event):
-                    yield chunk
+                raw = event.raw
+                if raw and plain:
+                    # The common case, without a call per chunk: the event's own chunks.
+                    for chunk in raw:
+                        yield chunk
+                else:
+                    for chunk in relay(event):
+                        yield chunk
         except L0Error as error:
             _raise_for(error, self.errors)
         finally:
