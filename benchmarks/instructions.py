@@ -52,6 +52,7 @@ VARIANTS = (
 # cachegrind's summary lines: "==pid== I   refs:      1,234,567"
 _SUMMARY = {
     "instructions": re.compile(r"I\s+refs:\s+([\d,]+)"),
+    "i1_misses": re.compile(r"I1\s+misses:\s+([\d,]+)"),
     "d1_misses": re.compile(r"D1\s+misses:\s+([\d,]+)"),
     "ll_misses": re.compile(r"LL misses:\s+([\d,]+)"),
 }
@@ -79,14 +80,43 @@ def _python_for(name: str, v2_python: str) -> str | None:
     return sys.executable
 
 
+def _cache_sizes() -> list[str]:
+    """cachegrind options simulating this machine's L1i, L1d and *L2* (as the last level):
+    the real last level here is far larger than anything a stream touches, while a miss in
+    L2 is what costs the ~100 cycles a chunk's code and data pay when they went cold."""
+    options = []
+    for flag, prefix in (
+        ("--I1", "LEVEL1_ICACHE"),
+        ("--D1", "LEVEL1_DCACHE"),
+        ("--LL", "LEVEL2_CACHE"),
+    ):
+        values = []
+        for field in ("SIZE", "ASSOC", "LINESIZE"):
+            done = subprocess.run(
+                ["getconf", f"{prefix}_{field}"], capture_output=True, text=True, check=False
+            )
+            value = done.stdout.strip()
+            values.append(value if value.isdigit() and int(value) > 0 else "")
+        if all(values):
+            options.append(f"{flag}={','.join(values)}")
+    return options
+
+
 def _count(
-    python: str, name: str, base_url: str, model: str, reads: int, src: str | None
+    python: str,
+    name: str,
+    base_url: str,
+    model: str,
+    reads: int,
+    src: str | None,
+    caches: list[str],
 ) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             "valgrind",
             "--tool=cachegrind",
             "--cache-sim=yes",
+            *caches,
             f"--cachegrind-out-file={tmp}/cg.out",
             python,
             str(HERE / "instructions.py"),
@@ -114,7 +144,12 @@ def _count(
 
 
 def measure(
-    variants: list[str], base_url: str, model: str, v2_python: str, src: str | None = None
+    variants: list[str],
+    base_url: str,
+    model: str,
+    v2_python: str,
+    src: str | None = None,
+    caches: list[str] | None = None,
 ) -> dict[str, dict[str, float] | str]:
     """Per variant: counts for one read (or the reason it was skipped)."""
     jobs: dict[tuple[str, int], concurrent.futures.Future[dict[str, int]]] = {}
@@ -127,7 +162,9 @@ def measure(
                 continue
             for reads in (1, 3):
                 tree = None if name == "raw" else src
-                jobs[name, reads] = pool.submit(_count, python, name, base_url, model, reads, tree)
+                jobs[name, reads] = pool.submit(
+                    _count, python, name, base_url, model, reads, tree, caches or []
+                )
         for name in variants:
             if name in results:
                 continue
@@ -136,13 +173,13 @@ def measure(
     return results
 
 
-def report(results: dict[str, dict[str, float] | str], chunks: int) -> str:
+def report(results: dict[str, dict[str, float] | str], chunks: int, last_level: str) -> str:
     raw = results["raw"]
     assert isinstance(raw, dict)
     rows: list[list[Any]] = []
     for name, counts in results.items():
         if isinstance(counts, str):
-            rows.append([name, counts, "", "", "", "", ""])
+            rows.append([name, counts, "", "", "", "", "", ""])
             continue
         per = {key: value / chunks for key, value in counts.items()}
         if name == "raw":
@@ -152,6 +189,7 @@ def report(results: dict[str, dict[str, float] | str], chunks: int) -> str:
                     f"{per['instructions']:,.0f}",
                     "—",
                     "—",
+                    f"({per['i1_misses']:,.0f})",
                     f"{per['d1_misses']:.1f}",
                     "—",
                     f"{per['ll_misses']:.2f}",
@@ -166,6 +204,7 @@ def report(results: dict[str, dict[str, float] | str], chunks: int) -> str:
                 f"{per['instructions']:,.0f}",
                 f"{extra['instructions']:+,.0f}",
                 f"{share:+.2f}%",
+                f"{extra['i1_misses']:+.1f}",
                 f"{per['d1_misses']:.1f}",
                 f"{extra['d1_misses']:+.1f}",
                 f"{extra['ll_misses']:+.2f}",
@@ -176,15 +215,17 @@ def report(results: dict[str, dict[str, float] | str], chunks: int) -> str:
         "instructions/chunk",
         "added instructions/chunk",
         "vs raw",
+        "added I1 misses/chunk",
         "D1 misses/chunk",
         "added D1 misses/chunk",
-        "added LL misses/chunk",
+        f"added {last_level} misses/chunk",
     ]
     return "\n".join(
         [
             f"Counted by cachegrind (simulated CPU): the openai SDK reading {chunks:,} one-word "
             "chunks from the chaos server, per content chunk, one read (the session's fixed "
-            f"cost included); 'added' = variant − raw. {load()}.",
+            f"cost included); 'added' = variant − raw (in brackets: the raw read's own "
+            f"I1 misses). Last level simulated: {last_level}. {load()}.",
             "",
             markdown_table(header, rows),
             "",
@@ -201,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--v2-python", default=DEFAULT_V2_PYTHON)
     parser.add_argument(
         "--src", help="import l0 from this source tree (e.g. a checkout of an earlier commit)"
+    )
+    parser.add_argument(
+        "--l2",
+        action="store_true",
+        help="simulate this machine's L1i, L1d and L2 (as the last level) instead of "
+        "cachegrind's defaults: the LL column then counts L2 misses",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -222,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     chunks = 200 if args.quick else args.chunks
     model = f"gpt-4o-mini+words={chunks},chunk=1w"
     with chaos_server() as base_url:
-        results = measure(variants, base_url, model, args.v2_python, args.src)
-    print(report(results, chunks))
+        caches = _cache_sizes() if args.l2 else []
+        results = measure(variants, base_url, model, args.v2_python, args.src, caches)
+    print(report(results, chunks, "L2" if args.l2 else "LL (cachegrind's default)"))
     return 0
 
 
