@@ -3,10 +3,12 @@
 Models wrap JSON in markdown fences and prose, stop mid-value when a stream is cut, and
 write JavaScript or Python instead of JSON. :func:`repair_json` undoes that with one
 left-to-right scanner (:func:`_scan`): linear time, an explicit stack instead of recursion,
-nothing emitted ever revisited. Two shortcuts spare it most of the work and give the same
+nothing emitted ever revisited. Three shortcuts spare it most of the work and give the same
 result (the tests hold them to it): runs of valid members are copied one regex match at a
-time, and text that is valid JSON cut short is closed with C-level string operations and
-checked by orjson. Every kind of fix made is reported as a short, stable name:
+time; text that is valid JSON cut short is closed with C-level string operations and
+checked by orjson; and a complete document with damage spread through it is fixed site by
+site, the clean text between sites copied in bulk, and checked by orjson. Every kind of fix
+made is reported as a short, stable name:
 
 ``extracted_from_markdown``
     the JSON was taken out of a ```json (or plain ```) fence.
@@ -336,8 +338,8 @@ _OBJECT_RUN = re.compile(
 # What the first non-blank character of a run can be; anything else is not worth a match.
 _ARRAY_RUN_START = frozenset('"-0123456789tfn')
 _OBJECT_RUN_START = frozenset('"')
-# Tests turn bulk runs and the cut-short fast path off, to check them against the
-# token-by-token scanner.
+# Tests turn the shortcuts (bulk runs, the cut-short and the site-by-site fast paths) off,
+# to check them against the token-by-token scanner.
 _BULK_RUNS = True
 
 
@@ -405,6 +407,8 @@ def _repair(text: str, partial: bool) -> RepairResult:
             out = body[: e.pos].rstrip(_JSON_WS)
             if len(out) == len(body.rstrip(_JSON_WS)):
                 out = ""  # stopped by the end of the text: cut short, not followed by prose
+            elif out[-1:] not in ("}", "]"):
+                out = ""  # not a whole container either
             else:
                 try:
                     value = orjson.loads(out)
@@ -414,15 +418,19 @@ def _repair(text: str, partial: bool) -> RepairResult:
                     fixes["extracted_from_prose"] = None
         if out:
             return RepairResult(out, value, tuple(fixes))
-    if (
-        _BULK_RUNS
-        and scalar is None
-        and s.count("{", start) + s.count("[", start) > s.count("}", start) + s.count("]", start)
-    ):
-        closed = _close_prefix(s, start, partial)
-        if closed is not None:
-            fixes.update(dict.fromkeys(closed[2]))
-            return RepairResult(closed[0], closed[1], tuple(fixes))
+    if _BULK_RUNS and scalar is None:
+        if s.count("{", start) + s.count("[", start) > s.count("}", start) + s.count("]", start):
+            closed = _close_prefix(s, start, partial)
+            if closed is not None:
+                fixes.update(dict.fromkeys(closed[2]))
+                return RepairResult(closed[0], closed[1], tuple(fixes))
+        else:
+            rewritten = _rewrite(s, start)
+            if rewritten is not None:
+                fixes.update(rewritten[2])
+                # Valid JSON that missed the orjson fast path comes back byte for byte.
+                out = rewritten[0] if fixes else text
+                return RepairResult(out, rewritten[1], tuple(fixes))
     try:
         out, end = scalar if scalar is not None else _scan(s, start, partial, fixes)
     except JSONRepairError as e:
@@ -445,12 +453,17 @@ def _repair(text: str, partial: bool) -> RepairResult:
 
 # --- the fast path for text cut short -------------------------------------------------------
 
-_FULL_STRING = re.compile(r'"[^"\\]*(?:\\[\s\S][^"\\]*)*"')
+_FULL_STRING = re.compile(r'"[^"\\]*+(?:\\[\s\S][^"\\]*+)*+"')
+# With complete strings collapsed to "", the quote that opens the string left open.
+_LONE_QUOTE = re.compile(r'(?:[^"]++|"")*+"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _TO_CLOSER = str.maketrans("{[", "}]")
 _JSON_WS = " \t\n\r"
 _VALUE_END = frozenset('"0123456789el}]')
 _MAX_PASSES = 8  # bracket-pair removal passes; deeper nesting goes to the scanner
+# Each escaped quote in a string left open costs _FULL_STRING a failed match to the end of
+# the text; past this many, the scanner reads the text instead, in linear time.
+_MAX_ESCAPED_QUOTES = 64
 
 
 def _close_prefix(s: str, start: int, partial: bool) -> tuple[str, Any, list[str]] | None:
@@ -464,12 +477,16 @@ def _close_prefix(s: str, start: int, partial: bool) -> tuple[str, Any, list[str
     (the text has other damage too, or is nested too deeply for a few passes).
     """
     body = s[start:]
+    if body.count('\\"') > _MAX_ESCAPED_QUOTES:
+        return None
     t = _FULL_STRING.sub('""', body)
     n = len(body)
     found: list[str] = []
     open_quote = -1
-    if t.count('"') % 2:
-        k = t.rfind('"')
+    # An odd count of quotes means a string left open, and so may an escaped quote left over.
+    lone = _LONE_QUOTE.match(t) if t.count('"') % 2 or '\\"' in t else None
+    if lone is not None:
+        k = lone.end() - 1
         open_quote = n - (len(t) - k)  # the suffix after the last complete string is shared
         t = t[:k]
     brackets = _NOT_BRACKET.sub("", t)
@@ -571,6 +588,230 @@ def _close_prefix(s: str, start: int, partial: bool) -> tuple[str, Any, list[str
 
 _WORD_END = frozenset(string.ascii_letters + string.digits + "_.+-")
 _WORD_TAIL = re.compile(r"[\w.+\-]*")
+
+
+# --- the fast path for damage spread through the text -----------------------------------------
+
+# The other damage is spread through a complete document: a comment on every other line,
+# Python literals, every key unquoted, every string in single quotes. _rewrite copies the
+# text between damage sites in bulk (one regex match takes a run of clean tokens and the
+# site that ends it), so Python runs once per site rather than per token, fixing each site
+# as the scanner fixes it there (strings go through _string itself); orjson then checks the
+# result. Where that is valid JSON, it is the scanner's output too: up to any point both
+# have read the same tokens, the output so far is a valid JSON prefix, so the scanner's
+# state is the place in the grammar the output is at, the one each fix assumed. Damage
+# _rewrite does not fix (an unquoted string, a doubled comma, a cut, prose after the JSON)
+# leaves text that orjson refuses, and the scanner reads it instead.
+
+# What may follow a string's closing quote when _closes(s, k, n) holds for it: a string
+# whose end _closes would not accept is left to _string.
+_CLOSES = (
+    r"(?=[\n,:}\]]|[ \t\r]*+(?:[\n,:}\]\"'{\[/#\-]|\Z)"
+    r"|[ \t\r]++(?:[0-9]|true|false|null|True|False|None))"
+)
+_ESCAPE = r'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})'
+_COMMENT = r"(?://[^\n]*+|#[^\n]*+|/\*(?:[^*]++|\*(?!/))*+\*/)"
+_CLEAN_STRING = rf'"[^"\\\x00-\x1f]*+(?:{_ESCAPE}[^"\\\x00-\x1f]*+)*+"'
+# With single quotes about, a run also takes single-quoted strings that need nothing but
+# their quotes swapped: it does so in one str.replace, so its double-quoted strings must be
+# free of "'".
+_CLEAN_STRING_OR_SINGLE = (
+    rf"""(?:"[^"'\\\x00-\x1f]*+(?:{_ESCAPE}[^"'\\\x00-\x1f]*+)*+\""""
+    r"""|'[^'"\\\x00-\x1f]*+')"""
+)
+
+
+def _step(string: str) -> re.Pattern[str]:
+    """A run of clean tokens (group 1), then the damage site that ended it, by name."""
+    # Alternatives in order of frequency: each failed one costs.
+    clean = (
+        rf"(?:{string}{_CLOSES}"
+        r"|[{\[:][ \t\n\r]*+"  # an opener or a colon, with the blanks after it
+        r"|,[ \t\n\r]*+(?![}\]])"  # a comma, unless it is trailing
+        r"|-?[0-9][\w.+\-]*+"  # a number (or not: orjson decides)
+        r"|[}\]]"
+        r"|[ \t\n\r]++(?=[,:}\]/#])"  # blanks, unless a value follows: a missing comma
+        r"|(?:true|false|null)(?![\w.+\-])"
+        r")*+"
+    )
+    site = (
+        r"(?P<key>[\w.+\-]++)(?=[ \t\n\r]*+:)"
+        r"|(?P<word>[\w.+\-]++)"
+        rf"|{_COMMENT}(?P<comment>[ \t\n\r]*+)"
+        r"|(?P<comma>,[ \t\n\r]*+)"  # trailing: a closer follows
+        r"|(?P<end>[ \t\n\r]*+\Z)"
+        r"|(?P<blanks>[ \t\n\r]++)"  # before a value: a missing comma
+        r"|(?P<string>[\"'])"
+    )
+    return re.compile(f"({clean})(?:{site})")
+
+
+_STEP = _step(_CLEAN_STRING)
+_STEP_SINGLE = _step(_CLEAN_STRING_OR_SINGLE)
+_KEY_COLON = re.compile(rf"(?:[ \t\n\r]++|{_COMMENT})*+:")
+_SINGLE_KEY_AT_END = re.compile(r"'[ \t\n\r]*+:[ \t\n\r]*+\Z")
+_STARTS_VALUE = frozenset("{[\"'_.+-")
+_ENDS_STRING_VALUE = frozenset(",}]\n")
+
+
+def _rewrite(s: str, start: int) -> tuple[str, Any, dict[str, None]] | None:
+    """Repair the complete container at ``s[start]`` site by site, or None.
+
+    Returns (text, value, corrections) exactly as the scanner would make them, or None when
+    the scanner must read the text (then it has damage this does not fix).
+    """
+    single = "'" in s
+    match = (_STEP_SINGLE if single else _STEP).match
+    out: list[str] = []
+    fixes: dict[str, None] = {}
+    # A key's own fixes count once its value starts, after the value's own ones.
+    held: dict[str, None] | None = None
+    pos = start
+    while True:
+        m = match(s, pos)
+        if m is None:
+            return None
+        run = m.group(1)
+        if run:
+            if single and "'" in run:
+                run, held = _single_quoted_run(run, fixes, held)
+            elif held is not None and run.strip(" \t\n\r:"):
+                fixes.update(held)
+                held = None
+            out.append(run)
+        pos = m.end()
+        site = m.lastgroup
+        if site == "key":
+            if held is not None:
+                return None
+            held = {"unquoted_keys": None}
+            out.append('"' + m.group("key") + '"')
+        elif site == "word":
+            token = _word_value(m.group("word"), False, False, fixes)
+            if token is None:
+                return None  # an unquoted string
+            out.append(token)
+            if held is not None:
+                fixes.update(held)
+                held = None
+        elif site == "comment":
+            fixes["removed_comments"] = None
+            out.append(m.group("comment"))
+            after = s[pos : pos + 1]
+            if after == "}" or after == "]":
+                if _last_char(out) == "," and not _drop_trailing_comma(out, fixes):
+                    return None
+            elif (after in _STARTS_VALUE or after.isalnum()) and _last_char(out) in _VALUE_END:
+                _insert_missing_comma(out, fixes)
+        elif site == "comma":
+            out.append(",")
+            if not _drop_trailing_comma(out, fixes):
+                return None
+        elif site == "blanks":
+            _insert_missing_comma(out, fixes)
+            out.append(m.group("blanks"))
+        elif site == "string":
+            begin = pos - 1
+            found: dict[str, None] = {}
+            piece, pos, closed = _string(s, begin, len(s), s[begin], True, found)
+            if not closed:
+                return None
+            after = s[pos : pos + 1]
+            if after == ":" or (after not in _ENDS_STRING_VALUE and _KEY_COLON.match(s, pos)):
+                # Keys are read without the lookahead that finds unescaped quotes.
+                if held is not None or "unescaped_quotes" in found:
+                    return None
+                held = found
+            else:
+                fixes.update(found)
+                if held is not None:
+                    fixes.update(held)
+                    held = None
+            out.append(piece)
+        else:  # end: the container must close with a clean closer, or prose followed it
+            if run[-1:] not in ("}", "]"):
+                return None
+            break
+    text = "".join(out)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return text, value, fixes
+
+
+def _single_quoted_run(
+    run: str, fixes: dict[str, None], held: dict[str, None] | None
+) -> tuple[str, dict[str, None] | None]:
+    """``run`` with its single-quoted strings double-quoted; note the fix where the scanner would.
+
+    That is at the first string value, or at the value of the first key. If the fixes of a key
+    before the run are still held, its value starts the run. A key that ends the run holds its
+    fix in turn. Returns the run and what is held after it.
+    """
+    if held is not None:
+        if run.lstrip(" \t\n\r:")[:1] == "'":
+            fixes["single_quotes"] = None
+        fixes.update(held)
+        held = None
+    if "single_quotes" not in fixes:
+        if run.count("'") == 2 and _SINGLE_KEY_AT_END.search(run) is not None:
+            held = {"single_quotes": None}
+        else:
+            fixes["single_quotes"] = None
+    return run.replace("'", '"'), held
+
+
+def _split_blanks(out: list[str]) -> list[str]:
+    """Take the blanks off the end of ``out`` and return them."""
+    blanks: list[str] = []
+    while out:
+        last = out[-1]
+        if last and last[-1] not in _JSON_WS:
+            break
+        out.pop()
+        kept = last.rstrip(_JSON_WS)
+        if kept:
+            out.append(kept)
+            blanks.append(last[len(kept) :])
+            break
+        blanks.append(last)
+    blanks.reverse()
+    return blanks
+
+
+def _last_char(out: list[str]) -> str:
+    """The last character of ``out`` that is not a blank."""
+    for piece in reversed(out):
+        # Blanks are short: strip a copy of the tail before copying a whole run.
+        kept = piece[-8:].rstrip(_JSON_WS) or piece.rstrip(_JSON_WS)
+        if kept:
+            return kept[-1]
+    return ""
+
+
+def _insert_missing_comma(out: list[str], fixes: dict[str, None]) -> None:
+    """Put a comma right after the value that ends ``out``, if one does, as the scanner does."""
+    blanks = _split_blanks(out)
+    if out and out[-1][-1] in _VALUE_END:
+        out.append(",")
+        fixes["missing_comma"] = None
+    out.extend(blanks)
+
+
+def _drop_trailing_comma(out: list[str], fixes: dict[str, None]) -> bool:
+    """Drop the comma that ends ``out`` (but for blanks), and the blanks around it.
+
+    A closer follows, so the scanner drops what it held since the last value. False when no
+    value comes before the comma: the scanner reads that as an extra comma instead.
+    """
+    _split_blanks(out)
+    out[-1] = out[-1][:-1]
+    _split_blanks(out)
+    if not out or out[-1][-1] not in _VALUE_END:
+        return False
+    fixes["trailing_comma"] = None
+    return True
 
 
 def _scan(s: str, i: int, partial: bool, fixes: dict[str, None]) -> tuple[str, int]:
