@@ -698,6 +698,26 @@ async def test_an_iterator_dropped_before_its_first_step_ends_the_session() -> N
     assert factory.calls == 0
 
 
+async def test_read_builds_no_token_events_but_keeps_every_count() -> None:
+    # read() wants the text only: the steady path skips the token events it would discard.
+    clock = FakeClock()
+    words = [f"w{i} " for i in range(50)]
+    result = await l0.run(stream=scripted_factory(words, clock=clock), clock=clock)
+    session = result._session
+    assert await result.read() == "".join(words)
+    assert session.silent_tokens
+    assert result.state.token_count == 50
+    # The same session loop, iterated by hand in that mode, yields no steady token events
+    # (the first token still takes the full path); iterated normally, every token.
+    silent = await l0.run(stream=scripted_factory(words, clock=clock), clock=clock)
+    silent._session.silent_tokens = True
+    kinds = [e.type async for e in silent]
+    assert kinds == [l0.EventType.TOKEN, l0.EventType.COMPLETE]
+    assert silent.state.content == "".join(words)
+    loud = await l0.run(stream=scripted_factory(words, clock=clock), clock=clock)
+    assert [e.type async for e in loud].count(l0.EventType.TOKEN) == 50
+
+
 async def test_a_finished_session_is_freed_without_the_cycle_collector() -> None:
     import weakref
 

@@ -161,6 +161,9 @@ class Session:
         self._generator: AsyncGenerator[Event, None] | None = self._events()
         self._handed_out: weakref.ReferenceType[AsyncGenerator[Event, None]] | None = None
         self.started = False  # the generator began running
+        # Set by Result.read() before the first step: nobody takes token events, so the
+        # steady path does not build them (the text still goes to the state).
+        self.silent_tokens = False
         self.released = False  # ... and has run its cleanup (the provider stream is closed)
         self._release_waiters: list[asyncio.Future[None]] | None = None
 
@@ -264,6 +267,7 @@ class Session:
 
     async def _events(self) -> AsyncGenerator[Event, None]:
         self.started = True
+        silent = self.silent_tokens
         state = self.state
         clock = self.clock
         watchdog = self.watchdog
@@ -390,6 +394,8 @@ class Session:
                                     state.token_count += 1
                                     if state._length >= guard_next:
                                         guard_next = await attempt.check_guardrails(text)
+                                    if silent:
+                                        continue
                                     # Event(_TOKEN, text, ts=now) without the call to a
                                     # Python __init__ (~50 ns of the ~160 an event costs);
                                     # test_runtime checks that every field is set.
@@ -1270,6 +1276,8 @@ class Result:
         session.iterated = True
         generator = session.events()
         if generator is not None:
+            if not session.started:
+                session.silent_tokens = True  # only the text is wanted: no token events
             async for _ in generator:
                 pass
         if session.state.error is not None:
