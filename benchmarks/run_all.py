@@ -72,6 +72,22 @@ def run(script: str, extra: list[str]) -> tuple[int, str, str, float]:
     return done.returncode, done.stdout, done.stderr, time.monotonic() - start
 
 
+def _sections(path: Path) -> dict[str, list[str]]:
+    """The ``## name`` sections of an earlier results file, by name (none if it is absent)."""
+    if not path.exists():
+        return {}
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        if current is not None:
+            current.append(line)
+    for lines in sections.values():
+        lines.append("")
+    return sections
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -89,13 +105,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     invocation = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
-    sections = [
+    if args.only:
+        invocation += f" --only {args.only}"
+    header = [
         "# l0 benchmark results",
         "",
         f"- machine: {machine()}",
         f"- run: {started}, `{invocation}`" + (" (quick: smoke-test sizes)" if args.quick else ""),
         "",
     ]
+    # With --only, the other benchmarks' sections of the existing file are kept.
+    kept = _sections(Path(args.output)) if args.only else {}
+    results: dict[str, list[str]] = {}
     failed: list[str] = []
     for name, script, about in chosen:
         extra = ["--quick"] if args.quick else []
@@ -107,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {name} ({before}) ...", file=sys.stderr, flush=True)
         code, out, err, seconds = run(script, extra)
         command = " ".join(["python", f"benchmarks/{script}", *extra])
-        sections += [
+        section = [
             f"## {name}",
             "",
             about,
             "",
-            f"`{command}` — {seconds:.0f} s; {before} before, {load()} after.",
+            f"`{command}` — {started}, {seconds:.0f} s; {before} before, {load()} after.",
             "",
             out.strip().split("\nMachine:")[0].strip(),
             "",
@@ -120,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             failed.append(name)
             error = err.strip()[-3000:]
-            sections += [f"**{name} exited with {code}:**", "", "```", error, "```", ""]
+            section += [f"**{name} exited with {code}:**", "", "```", error, "```", ""]
+        results[name] = section
+    sections = list(header)
+    for name, _, _ in BENCHMARKS:
+        if name in results:
+            sections += results[name]
+        elif name in kept:
+            sections += kept[name]
     text = "\n".join(sections).rstrip() + "\n"
     Path(args.output).write_text(text, encoding="utf-8")
     print(text)
