@@ -73,6 +73,11 @@ async def read_l0(chunks: list[Any]) -> None:
         pass
 
 
+async def read_l0_text(chunks: list[Any]) -> None:
+    # read(): only the text is wanted, so the steady path builds no token events.
+    await (await l0.run(stream=_factory(chunks), adapter="openai")).read()
+
+
 async def read_l0_recommended(chunks: list[Any]) -> None:
     result = await l0.run(
         stream=_factory(chunks), adapter="openai", guardrails=l0.Guardrails.recommended()
@@ -91,6 +96,7 @@ class Variant:
 VARIANTS = (
     Variant("raw", read_raw, sdk=False),
     Variant("l0 core", read_l0, sdk=False),
+    Variant("l0 core, read()", read_l0_text, sdk=False),
     Variant("l0 + recommended()", read_l0_recommended, sdk=False),
     Variant("l0 core + OTel SDK", read_l0, sdk=True),
     Variant("l0 full stack", read_l0_recommended, sdk=True),
