@@ -220,12 +220,13 @@ def report(results: dict[str, dict[str, float] | str], chunks: int, last_level: 
         "added D1 misses/chunk",
         f"added {last_level} misses/chunk",
     ]
+    simulated = "this machine's L2" if last_level == "L2" else "cachegrind's default"
     return "\n".join(
         [
             f"Counted by cachegrind (simulated CPU): the openai SDK reading {chunks:,} one-word "
             "chunks from the chaos server, per content chunk, one read (the session's fixed "
             f"cost included); 'added' = variant − raw (in brackets: the raw read's own "
-            f"I1 misses). Last level simulated: {last_level}. {load()}.",
+            f"I1 misses). Last level simulated: {simulated}. {load()}.",
             "",
             markdown_table(header, rows),
             "",
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     with chaos_server() as base_url:
         caches = _cache_sizes() if args.l2 else []
         results = measure(variants, base_url, model, args.v2_python, args.src, caches)
-    print(report(results, chunks, "L2" if args.l2 else "LL (cachegrind's default)"))
+    print(report(results, chunks, "L2" if args.l2 else "LL"))
     return 0
 
 
