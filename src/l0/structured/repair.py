@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,21 +261,39 @@ def _find_start(s: str) -> int:
     return first
 
 
-_BALANCE_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]]', re.S)
+# A string (group "closed" unset if it is left open to the end of the text), or a bracket.
+# The quantifiers are possessive: a string's reading is unique, so there is nothing to retry.
+_BALANCE_TOKEN = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+(?P<closed>")?|[{}\[\]]', re.S)
+_BRACKET = re.compile(r"[{}\[\]]")
 
 
 def _balanced_end(s: str, start: int) -> int:
     """End index of the bracket-balanced value at ``start``, or -1 if it never closes."""
     depth = 0
-    for m in _BALANCE_TOKEN.finditer(s, start):
-        c = m.group()
-        if c in "{[":
+    for m in _brackets_outside_strings(s, start):
+        if m.group() in "{[":
             depth += 1
-        elif c in "}]":
+        else:
             depth -= 1
             if depth == 0:
                 return m.end()
     return -1
+
+
+def _brackets_outside_strings(s: str, start: int) -> Iterator[re.Match[str]]:
+    """The brackets from ``start`` on, but for those inside complete strings.
+
+    The quote of a string left open is read as prose, and so is every later quote: each is
+    escaped in that string's reading, so no string can close after it either. From there on
+    only brackets count. (Trying a string at each of those quotes, to fail at the end of the
+    text each time, made this quadratic.)
+    """
+    for m in _BALANCE_TOKEN.finditer(s, start):
+        if m.group()[0] != '"':
+            yield m
+        elif m.group("closed") is None:
+            yield from _BRACKET.finditer(s, m.start() + 1)
+            return
 
 
 # --- the scanner --------------------------------------------------------------------------
