@@ -1209,14 +1209,10 @@ def _loop_dropped(session: Session, _: object) -> None:
     session.end_abandoned()
 
 
-async def _nothing() -> AsyncGenerator[Event, None]:
+async def _finished() -> AsyncGenerator[Event, None]:
+    """An iterator with nothing left (a second loop over a result a first loop let go)."""
     return
     yield  # pragma: no cover - makes this an async generator
-
-
-def _finished() -> AsyncIterator[Event]:
-    """An iterator with nothing left (a second loop over a result a first loop let go)."""
-    return _nothing()
 
 
 def _finalize(session: Session) -> None:
