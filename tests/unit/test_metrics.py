@@ -166,7 +166,10 @@ async def test_every_metric_with_its_unit_and_attributes(otel: Any) -> None:
         ("gpt-4o-mini", "fallback", "completed"): 1,
     }
     _, [retry] = found["l0.retries"]
-    assert dict(retry.attributes) == {"l0.retry.reason": "network"}
+    assert dict(retry.attributes) == {
+        "l0.retry.reason": "network",
+        "l0.error.code": "INTER_TOKEN_TIMEOUT",
+    }
     _, [fallback] = found["l0.fallbacks"]
     assert dict(fallback.attributes) == {
         "l0.fallback.from_model": "gpt-4o",

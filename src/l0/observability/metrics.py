@@ -296,7 +296,15 @@ class MetricsRecorder:
         kind = event.type
         data = event.data
         if kind is T.RETRY_ATTEMPT:
-            self.retries.add(1, allowed({sc.L0_RETRY_REASON: data.get("category")}))
+            self.retries.add(
+                1,
+                allowed(
+                    {
+                        sc.L0_RETRY_REASON: data.get("category"),
+                        sc.L0_ERROR_CODE: data.get("code"),
+                    }
+                ),
+            )
         elif kind is T.FALLBACK_START:
             self.fallbacks.add(
                 1,
