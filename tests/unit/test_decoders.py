@@ -157,16 +157,25 @@ def test_the_fast_path_leaves_other_shapes_to_the_full_path() -> None:
 # --- custom adapters under the session ------------------------------------------------------
 
 
-class Shouting:
-    """A custom adapter with a decoder: upper-cases the text of plain strings."""
+class _DecoderAdapter:
+    """A custom adapter that is only ever passed explicitly; wrap() runs its decoder."""
 
-    name = "shouting"
+    name = "custom"
 
     def detect(self, stream: Any) -> bool:
         return False
 
     def wrap(self, stream: Any) -> AsyncIterator[Event]:
         return decoded_events(self.decoder(stream))
+
+    def decoder(self, stream: Any) -> Decoder:
+        raise NotImplementedError
+
+
+class Shouting(_DecoderAdapter):
+    """A custom adapter with a decoder: upper-cases the text of plain strings."""
+
+    name = "shouting"
 
     def decoder(self, stream: Any) -> Decoder:
         return ShoutingDecoder(stream)
@@ -306,14 +315,8 @@ async def test_a_chunk_keeping_decoder_hands_back_every_chunk_in_order() -> None
         assert "".join(e.text or "" for e in seen) == "one two three"
 
 
-class _RawChunks:
+class _RawChunks(_DecoderAdapter):
     name = "openai"
-
-    def detect(self, stream: Any) -> bool:
-        return False
-
-    def wrap(self, stream: Any) -> AsyncIterator[Event]:
-        return decoded_events(self.decoder(stream))
 
     def decoder(self, stream: Any) -> Decoder:
         from opentelemetry.instrumentation.l0.adapters import RawChunkDecoder
